@@ -51,9 +51,11 @@ def main(argv):
     ensure_env()
     if cmd == 'demo': sh(BIN / 'butterfly-diffusion', 'demo', *rest, env=env())
     elif cmd == 'test':
-        sh(BIN / 'nbdev_test', '--n_workers', '2', '--timing', env=env())
-        sh(BIN / 'python', '-m', 'pytest', '-q', 'tests', *rest, env=env())
-    elif cmd == 'docs': sh(BIN / 'python', '-m', 'butterfly_diffusion.docs', *rest, env=env())
+        # two notebooks run side by side on two cores: one thread each, or they slow each other down badly
+        e = dict(env(), OMP_NUM_THREADS='1')
+        sh(BIN / 'nbdev_test', '--n_workers', '2', '--timing', env=e)
+        sh(BIN / 'python', '-m', 'pytest', '-q', 'tests', *rest, env=e)
+    elif cmd == 'docs': sh(BIN / 'python', ROOT / 'tools' / 'build_docs.py', *rest, env=env())
 
 
 if __name__ == '__main__': main(sys.argv[1:])
