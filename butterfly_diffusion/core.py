@@ -24,6 +24,7 @@ class Config:
     # data
     image_size: int = 128              # side of the square images, in pixels
     num_classes: int = 75              # number of species
+    n_per_class: int = 1000            # built-in synthetic images per species for training
     # networks
     base_filters: int = 64             # channels of the first UNet level
     channel_mults: tuple = (1, 2, 4, 4)  # channels of each level, as multiples of `base_filters`
@@ -47,6 +48,7 @@ class Config:
     # sampling
     sample_steps: int = 50             # DDIM steps used by default when sampling
     guidance_scale: float = 3.0        # classifier-guidance scale s
+    guidance_t_max: int = 600          # guide only while t < guidance_t_max (the classifier is near chance above)
     samples_per_class: int = 8         # images per species in `generate_and_save_images`
     seed: int = 0                      # random seed of data generation and training
 
@@ -71,13 +73,13 @@ class Config:
 
 # %% ../nbs/00_core.ipynb #d186f3c0
 PRESETS = {
-    'tiny': Config(name='tiny', image_size=16, num_classes=4, base_filters=16, channel_mults=(1, 2),
+    'tiny': Config(name='tiny', image_size=16, num_classes=4, n_per_class=32, base_filters=16, channel_mults=(1, 2),
                    num_res_blocks=1, attn_resolutions=(8,), num_heads=2, dropout=0.0, batch_size=8, lr=1e-3,
                    steps=20, checkpoint_every=10, log_every=5, num_workers=0, sample_steps=4,
                    samples_per_class=2, ema_decay=0.9),
-    'demo': Config(name='demo', image_size=32, num_classes=10, base_filters=32, channel_mults=(1, 2, 2),
+    'demo': Config(name='demo', image_size=32, num_classes=10, n_per_class=600, base_filters=16, channel_mults=(1, 2, 4),
                    num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=64, lr=1e-3,
-                   steps=2_000, checkpoint_every=500, log_every=25, num_workers=2, ema_decay=0.995),
+                   steps=2_000, checkpoint_every=250, log_every=25, num_workers=1, ema_decay=0.995),
     'seed': Config(),
 }
 
