@@ -3,4 +3,8 @@ __version__ = "0.1.0"
 
 # The seed's API, importable as `import butterfly_diffusion as bd; bd.UNet` etc.
 from .core import Config, get_config, get_device, seed_everything, show_images
+from .data import get_data, SyntheticButterflies
 from .unet import UNet, UNet_classifier, UNetClassifier
+from .scheduler import NoiseSchedule
+from .training import train_classifier_guidance, load_models
+from .guidance import sample, generate_and_save_images

@@ -1,0 +1,220 @@
+"Bad input and edge cases of `butterfly_diffusion.data`: every failure names the problem and the fix."
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from butterfly_diffusion.data import (HELDOUT_FIRST_INDEX, ImageListDataset, ImageReadError, SyntheticButterflies,
+                                      draw_butterfly, get_data, get_data_from_config, list_images, load_image,
+                                      make_example_dataset, species_names, stratified_split)
+from butterfly_diffusion.core import get_config
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def check_image_tensor(x, size):
+    assert x.shape == (3, size, size) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+
+
+# ---- the synthetic species --------------------------------------------------------------------------------------
+
+def test_names_unique_and_readable():
+    names = species_names(75)
+    assert len(set(names)) == 75
+    assert all(len(n.split()) == 3 and '-' in n.split()[1] for n in names)     # '<colour> <accent>-<pattern> <shape>'
+    assert len(set(species_names(700))) == 700
+
+
+def test_draw_butterfly_is_deterministic():
+    a = np.asarray(draw_butterfly(7, 3, 40, seed=2))
+    assert a.shape == (40, 40, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, np.asarray(draw_butterfly(7, 3, 40, seed=2)))
+    assert not np.array_equal(a, np.asarray(draw_butterfly(7, 4, 40, seed=2)))
+    assert not np.array_equal(a, np.asarray(draw_butterfly(8, 3, 40, seed=2)))
+
+
+def test_synthetic_splits_share_no_pictures():
+    data = get_data(image_size=16, num_classes=3, n_per_class=5, batch_size=4)
+    held_out = SyntheticButterflies(3, 16, 5, first_index=HELDOUT_FIRST_INDEX)
+    train = {data.train_ds.load(i).numpy().tobytes() for i in range(len(data.train_ds))}
+    valid = {data.valid_ds.load(i).numpy().tobytes() for i in range(len(data.valid_ds))}
+    test = {held_out.load(i).numpy().tobytes() for i in range(len(held_out))}
+    assert not train & valid and not train & test and not valid & test
+
+
+def test_cache_is_filled_by_worker_processes():
+    ds = SyntheticButterflies(2, 16, 6, cache=True)
+    for _ in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2): pass
+    assert bool(ds._ready.all())                                               # workers wrote into shared memory
+    assert torch.equal(ds[7][0], ds.__class__(2, 16, 6, cache=False)[7][0])
+
+
+# ---- images of any mode and size --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('mode,ext,size', [('RGB', 'jpg', (50, 31)), ('RGBA', 'png', (17, 40)), ('L', 'png', (9, 9)),
+                                           ('P', 'gif', (64, 20)), ('CMYK', 'jpg', (33, 33)), ('LA', 'png', (20, 30)),
+                                           ('I;16', 'png', (25, 26)), ('1', 'bmp', (12, 40))])
+def test_any_mode_and_size_becomes_rgb_square(tmp_path, mode, ext, size):
+    path = tmp_path / f'img.{ext}'
+    draw_butterfly(0, 0, max(size)).crop((0, 0, *size)).convert(mode).save(path)
+    ds = ImageListDataset([path], [0], ['only'], image_size=24)
+    check_image_tensor(ds[0][0], 24)
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    Image.new('RGBA', (8, 8), (0, 0, 0, 0)).save(tmp_path / 'clear.png')
+    assert load_image(tmp_path / 'clear.png', 4).min() == 255
+
+
+# ---- the two layouts --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('layout', ['csv', 'folders'])
+def test_both_layouts_load(tmp_path, layout):
+    root = make_example_dataset(tmp_path / layout, layout, num_classes=3, n_per_class=5)
+    data = get_data(root, image_size=20, batch_size=4, val_fraction=0.2)
+    assert data.classes == sorted(species_names(3)) and data.num_classes == 3
+    assert data.class_to_idx == {c: i for i, c in enumerate(data.classes)}
+    assert (len(data.train_ds), len(data.valid_ds)) == (12, 3)
+    x, y = next(iter(data.train_dl))
+    assert x.shape == (4, 3, 20, 20) and x.min() >= -1 and x.max() <= 1 and y.max() < 3
+    check_image_tensor(data.valid_ds[0][0], 20)
+
+
+def test_kaggle_csv_can_be_passed_directly_and_images_may_sit_beside_it(tmp_path):
+    for i in range(4): draw_butterfly(i % 2, i, 20).save(tmp_path / f'{i}.png')
+    csv = write_csv(tmp_path / 'labels.csv', 'filename,label\n0.png,b\n1.png,a\n2.png,b\n3.png,a\n')
+    files, labels = list_images(csv)
+    assert [f.name for f in files] == ['0.png', '1.png', '2.png', '3.png'] and labels == ['b', 'a', 'b', 'a']
+    assert get_data(csv, image_size=8, val_fraction=0.5).classes == ['a', 'b']
+
+
+def test_split_is_stratified_and_deterministic(tmp_path):
+    root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=4, n_per_class=10)
+    a = get_data(root, image_size=8, val_fraction=0.2, seed=1)
+    b = get_data(root, image_size=8, val_fraction=0.2, seed=1)
+    c = get_data(root, image_size=8, val_fraction=0.2, seed=2)
+    assert a.valid_ds.files == b.valid_ds.files and a.valid_ds.files != c.valid_ds.files
+    assert sorted(a.valid_ds.targets) == [0, 0, 1, 1, 2, 2, 3, 3]            # every class, 20% of each
+    assert not set(a.valid_ds.files) & set(a.train_ds.files)
+    targets = [0] * 3 + [1] * 7 + [2] * 100
+    tr, va = stratified_split(targets, 0.1)
+    assert sorted(tr + va) == list(range(110))
+    assert [sum(targets[i] == c for i in va) for c in range(3)] == [1, 1, 10]   # each class, >= 1, ~10%
+    assert {targets[i] for i in tr} == {0, 1, 2}
+
+
+def test_flips_only_in_training():
+    data = get_data(image_size=16, num_classes=2, n_per_class=4)
+    assert data.train_ds.transform is not None and data.valid_ds.transform is None
+    assert get_data(image_size=16, num_classes=2, n_per_class=4, flip=False).train_ds.transform is None
+
+
+def test_get_data_from_config_uses_its_sizes():
+    cfg = get_config('tiny')
+    data = get_data_from_config(cfg, n_per_class=3)
+    assert (data.num_classes, data.train_ds.image_size, data.train_dl.batch_size) == \
+           (cfg.num_classes, cfg.image_size, cfg.batch_size)
+
+
+# ---- bad input: each error names the problem and the fix --------------------------------------------------------
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'does not exist.*path=None for the built-in'):
+        get_data(tmp_path / 'nowhere')
+
+
+def test_csv_without_the_needed_columns(tmp_path):
+    (tmp_path / 'train').mkdir()
+    write_csv(tmp_path / 'Training_set.csv', 'image,species\na.jpg,x\n')
+    with pytest.raises(ValueError, match=r"columns \['image', 'species'\] but needs 'filename' and 'label'"):
+        get_data(tmp_path)
+
+
+def test_files_listed_but_absent_are_named(tmp_path):
+    (tmp_path / 'train').mkdir()
+    draw_butterfly(0, 0, 16).save(tmp_path / 'train' / 'present.jpg')
+    rows = ['present.jpg,a'] + [f'gone_{i}.jpg,a' for i in range(7)]
+    write_csv(tmp_path / 'Training_set.csv', 'filename,label\n' + '\n'.join(rows) + '\n')
+    with pytest.raises(FileNotFoundError) as e: get_data(tmp_path)
+    msg = str(e.value)
+    assert '7 of the 8 images' in msg and 'gone_0.jpg' in msg and 'gone_4.jpg' in msg and '...' in msg
+    assert 'gone_6.jpg' not in msg and 'image_dir=' in msg
+
+
+def test_csv_rows_without_a_label(tmp_path):
+    write_csv(tmp_path / 'Training_set.csv', 'filename,label\na.jpg,x\nb.jpg,\n')
+    with pytest.raises(ValueError, match=r'line\(s\) \[3\] lack a filename or a label'):
+        get_data(tmp_path)
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'not an image'])
+def test_unreadable_image_names_the_file(tmp_path, kind):
+    root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=2, n_per_class=3)
+    victim = sorted(root.rglob('*.jpg'))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:len(data) // 3] if kind == 'truncated' else b'this is not a picture')
+    ds = get_data(root, image_size=16, val_fraction=0, batch_size=2).train_ds
+    i = ds.files.index(victim)
+    with pytest.raises(ImageReadError, match=rf'Cannot read image .*{victim.name}.*replace or delete it'):
+        ds[i]
+
+
+def test_unreadable_image_is_named_through_dataloader_workers(tmp_path):
+    root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=2, n_per_class=2)
+    victim = sorted(root.rglob('*.jpg'))[0]
+    victim.write_bytes(b'garbage')
+    data = get_data(root, image_size=16, val_fraction=0, batch_size=4, num_workers=1)
+    with pytest.raises(ImageReadError, match=victim.name):
+        list(data.train_dl)
+
+
+@pytest.mark.parametrize('content', ['', 'filename,label\n'])
+def test_empty_csv(tmp_path, content):
+    write_csv(tmp_path / 'Training_set.csv', content)
+    with pytest.raises(ValueError, match='empty'):
+        get_data(tmp_path)
+
+
+def test_folder_without_class_folders(tmp_path):
+    draw_butterfly(0, 0, 16).save(tmp_path / 'loose.jpg')
+    with pytest.raises(ValueError, match=r'no sub-folders.*<species>/<image>.jpg'):
+        get_data(tmp_path)
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=2, n_per_class=3)
+    (root / 'moths').mkdir()
+    (root / 'moths' / 'notes.txt').write_text('no pictures here')
+    with pytest.raises(ValueError, match=r"moths has no images.*Add images of 'moths' or remove the folder"):
+        get_data(root)
+
+
+def test_class_too_small_to_split(tmp_path):
+    root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=2, n_per_class=3)
+    lonely = root / 'lonely'; lonely.mkdir()
+    draw_butterfly(5, 0, 16).save(lonely / 'one.png')
+    with pytest.raises(ValueError, match=r"'lonely' has only 1 image.*val_fraction=0"):
+        get_data(root, val_fraction=0.2)
+    assert get_data(root, val_fraction=0).num_classes == 3                     # without validation it loads
+
+
+def test_num_classes_mismatch(tmp_path):
+    root = make_example_dataset(tmp_path / 'd', 'csv', num_classes=3, n_per_class=2)
+    with pytest.raises(ValueError, match=r'holds 3 species but num_classes=75: pass num_classes=3'):
+        get_data(root, num_classes=75)
+
+
+def test_empty_file_list_and_bad_labels():
+    with pytest.raises(ValueError, match='empty'): ImageListDataset([], [], ['a'])
+    with pytest.raises(ValueError, match=r'outside 0..0'): ImageListDataset(['x.jpg'], [3], ['a'])
+    with pytest.raises(ValueError, match='one label per file'): ImageListDataset(['x.jpg'], [], ['a'])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r'val_fraction must be in \[0, 1\)'): get_data(val_fraction=1)
+    with pytest.raises(ValueError, match='num_classes >= 1'): SyntheticButterflies(0, 16, 4)
+    with pytest.raises(ValueError, match='at least 1'): species_names(0)
