@@ -79,7 +79,7 @@ PRESETS = {
                    samples_per_class=2, ema_decay=0.9),
     'demo': Config(name='demo', image_size=32, num_classes=10, n_per_class=600, base_filters=16, channel_mults=(1, 2, 4),
                    num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=64, lr=1e-3,
-                   steps=2_000, checkpoint_every=250, log_every=25, num_workers=1, ema_decay=0.995),
+                   steps=1_200, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995),
     'seed': Config(),
 }
 
