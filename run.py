@@ -54,7 +54,7 @@ def main(argv):
         # two notebooks run side by side on two cores: one thread each, or they slow each other down badly
         e = dict(env(), OMP_NUM_THREADS='1')
         sh(BIN / 'nbdev_test', '--n_workers', '2', '--timing', env=e)
-        sh(BIN / 'python', '-m', 'pytest', '-q', 'tests', *rest, env=e)
+        sh(BIN / 'python', '-m', 'pytest', '-q', '-n', '2', 'tests', *rest, env=e)
     elif cmd == 'docs': sh(BIN / 'python', ROOT / 'tools' / 'build_docs.py', *rest, env=env())
 
 

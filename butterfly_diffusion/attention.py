@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['group_norm', 'SelfAttention2d']
+__all__ = ['group_norm', 'AmpGroupNorm', 'SelfAttention2d']
 
 # %% ../nbs/03_attention.ipynb #be199086
 def group_norm(channels: int,        # number of channels to normalise
@@ -19,7 +19,16 @@ def group_norm(channels: int,        # number of channels to normalise
     "GroupNorm whose group count is the largest divisor of `channels` up to min(`max_groups`, `channels` // 4)."
     limit = max(1, min(max_groups, channels // 4))
     groups = next(g for g in range(limit, 0, -1) if channels % g == 0)
-    return nn.GroupNorm(groups, channels)
+    return AmpGroupNorm(groups, channels)
+
+# %% ../nbs/03_attention.ipynb #cfc3ec12
+class AmpGroupNorm(nn.GroupNorm):
+    "`nn.GroupNorm` that returns its input's dtype under autocast (statistics still accumulated in float32)."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return F.group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
+        return super().forward(x)
 
 # %% ../nbs/03_attention.ipynb #ab85c388
 class SelfAttention2d(nn.Module):
