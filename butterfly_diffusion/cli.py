@@ -44,7 +44,9 @@ def train(preset: Param('tiny, demo or seed', str) = 'demo',
                                   resume=resume, device=dev, compile=compile)
     h = r.history
     print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['loss_0'][-1]:.4f}, "
-          f"classifier accuracy {h['acc'][-1]:.0%} (t < 200: {sum(h['acc_by_t'][-1][:2]) / 2:.0%}); checkpoint {r.checkpoint}")
+          f"classifier accuracy {h['acc'][-1]:.0%} (t < 200: {sum(h['acc_by_t'][-1][:2]) / 2:.0%}"
+          + (f"; on the validation split: {sum(h['valid_acc_by_t'][:2]) / 2:.0%}" if h.get('valid_acc_by_t') else '')
+          + f"); checkpoint {r.checkpoint}")
     return r
 
 # %% ../nbs/11_cli.ipynb #97c8a2e9

@@ -19,9 +19,9 @@ from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step', 'Meter', 'save_checkpoint',
-           'read_checkpoint', 'load_models', 'ema_weights', 'restore_state', 'batches', 'train_loader',
-           'check_compatible', 'stop_signals', 'log', 'run_steps', 'channels_last', 'TrainResult',
+__all__ = ['noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step', 'Meter', 'accuracy_by_t',
+           'save_checkpoint', 'read_checkpoint', 'load_models', 'ema_weights', 'restore_state', 'batches',
+           'train_loader', 'check_compatible', 'stop_signals', 'log', 'run_steps', 'channels_last', 'TrainResult',
            'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
@@ -116,6 +116,28 @@ class Meter:
                    acc_by_t=[h / s if s else float('nan') for h, s in zip(hits, seen)])
         self.__init__(self.timesteps, self.loss.device, self.bins)
         return out
+
+# %% ../nbs/07_training.ipynb #4376a882
+@torch.no_grad()
+def accuracy_by_t(classifier: torch.nn.Module,  # the noisy classifier
+                  dl: torch.utils.data.DataLoader,  # validation images and labels
+                  schedule: NoiseSchedule,      # the noise schedule (on the classifier's device)
+                  bins: int = 10,               # bands of t, of equal width
+                  seed: int = 0) -> list[float]:
+    "The classifier's accuracy on `dl` with every image noised to one random t in each of `bins` bands of t."
+    device, T = next(classifier.parameters()).device, len(schedule.beta)
+    g, was_training = torch.Generator(device).manual_seed(seed), classifier.training
+    hits, n = torch.zeros(bins, device=device), 0
+    classifier.eval()
+    for x0, y in dl:
+        x0, y = x0.to(device), y.to(device)
+        for b in range(bins):
+            t = torch.randint(b * T // bins, (b + 1) * T // bins, (len(y),), device=device, generator=g)
+            xt = schedule.q_sample(x0, t, torch.randn(x0.shape, device=device, generator=g))
+            with autocast(device): hits[b] += (classifier(xt, t).argmax(-1) == y).sum()
+        n += len(y)
+    classifier.train(was_training)
+    return (hits / n).tolist()
 
 # %% ../nbs/07_training.ipynb #4fcb3c08
 def save_checkpoint(s: TrainState, path: str | Path) -> Path:
@@ -307,8 +329,11 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, device)
     steps = steps or (math.ceil(epochs * len(dl)) if epochs else cfg.steps)
     if compile: s.model_0, s.model_1 = torch.compile(model_0), torch.compile(model_1)
-    run_steps(s, NoiseSchedule.from_config(cfg).to(device), batches(dl, s.step, cfg.seed), steps, out, device,
-              progress, p_uncond)
+    schedule = NoiseSchedule.from_config(cfg).to(device)
+    run_steps(s, schedule, batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond)
+    if data.valid_dl is not None:              # the noisy classifier on images it never trained on
+        s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule)
+        if out: save_checkpoint(s, out / 'last.pt')
     return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg)
 
 # %% ../nbs/07_training.ipynb #7a63b0db
@@ -322,6 +347,7 @@ def plot_history(history: dict, timesteps: int = 1000):
     last = [sum(r[i] for r in history['acc_by_t'][-k:]) / k for i in range(bins)]
     c.plot(centres, history['acc_by_t'][0], 'o--', alpha=.5, label=f"step {history['step'][0]}")
     c.plot(centres, last, 'o-', label=f"last {k} log(s), step {history['step'][-1]}")
+    if history.get('valid_acc_by_t'): c.plot(centres, history['valid_acc_by_t'], 's-', label='validation split, end')
     c.set(title='classifier accuracy by noise level', xlabel='t', ylim=(0, 1.02)); c.legend()
     fig.tight_layout()
     return fig
