@@ -9,7 +9,8 @@ import torch
 from pathlib import Path
 from fastcore.script import anno_parser, store_true, Param
 
-from .core import get_config, get_device, seed_everything, PRESETS
+from .core import get_config, get_device, seed_everything
+from .data import list_images
 from .unet import UNet, UNet_classifier
 from .training import train_classifier_guidance, load_models, read_checkpoint
 from .guidance import generate_and_save_images, find_checkpoint
@@ -29,11 +30,8 @@ def train(preset: Param('tiny, demo or seed', str) = 'demo',
           conditional: Param('also make the UNet class-conditional (for classifier-free guidance)', store_true) = False,
           compile: Param('torch.compile both models (CUDA)', store_true) = False):
     "Train the diffusion model and the noisy classifier together; write checkpoints to --out."
-    cfg = get_config(preset, **({'batch_size': batch_size} if batch_size else {}))
-    if data and num_classes is None:
-        from butterfly_diffusion.data import get_data
-        num_classes = len(get_data(data, image_size=cfg.image_size, batch_size=cfg.batch_size).classes)
-    cfg = get_config(preset, **{**({'batch_size': batch_size} if batch_size else {}), 'num_classes': num_classes or cfg.num_classes})
+    if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
+    cfg = get_config(preset, **{k: v for k, v in dict(batch_size=batch_size, num_classes=num_classes).items() if v})
     seed_everything(cfg.seed)
     dev = get_device(device)
     model_0 = UNet.from_config(cfg, num_classes=cfg.num_classes if conditional else None).to(dev)
