@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_run.sh                   # on the GPU machine; OUT defaults to runs/gpu
 #   TOTAL=300 TRAIN=150 bash benchmarks/gpu_run.sh   # a shorter budget (seconds)
 #   DEVICE=cpu TRAIN_ARGS=--quick SAMPLE_ARGS=--quick bash benchmarks/gpu_run.sh   # a dry run of this script on a CPU
+#   SAMPLE=0 TRAIN_ARGS='--batch 128 --profile compiled' bash benchmarks/gpu_run.sh  # training only, with profiles
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu}
@@ -38,11 +39,13 @@ echo; echo "== training throughput (budget ${TRAIN} s, at $(elapsed) s)"
 timeout -k 15 $(( TRAIN + 45 )) python3 benchmarks/train_throughput.py --device "$DEVICE" --time-limit "$TRAIN" \
   --out "$OUT" ${TRAIN_ARGS:-} || echo "train_throughput.py exited with $?"
 
-left=$(( TOTAL - $(elapsed) - 10 ))
-[ "$left" -lt 60 ] && left=60
-echo; echo "== sampling throughput (budget ${left} s, at $(elapsed) s)"
-timeout -k 15 $(( left + 30 )) python3 benchmarks/sample_throughput.py --device "$DEVICE" --time-limit "$left" \
-  --out "$OUT" ${SAMPLE_ARGS:-} || echo "sample_throughput.py exited with $?"
+if [ "${SAMPLE:-1}" != 0 ]; then
+  left=$(( TOTAL - $(elapsed) - 10 ))
+  [ "$left" -lt 60 ] && left=60
+  echo; echo "== sampling throughput (budget ${left} s, at $(elapsed) s)"
+  timeout -k 15 $(( left + 30 )) python3 benchmarks/sample_throughput.py --device "$DEVICE" --time-limit "$left" \
+    --out "$OUT" ${SAMPLE_ARGS:-} || echo "sample_throughput.py exited with $?"
+fi
 
 echo; echo "== results (total $(elapsed) s)"
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu,power.draw --format=csv 2>/dev/null

@@ -25,7 +25,9 @@ from common import (Deadline, FlopCounter, autocast, channels_last, diffusers_un
 MODELS = {'ours': 'ours: UNet (seed)',
           'diffusers': 'diffusers: UNet2DModel',
           'joint': 'ours: joint step (UNet + classifier)',
-          'ours_fp32_norm': 'ours: UNet with nn.GroupNorm (float32 norms under autocast)'}
+          'ours_fp32_norm': 'ours: UNet with nn.GroupNorm (float32 norms under autocast)',
+          'ours_default_layout': "ours: UNet, compiled without the library's COMPILE_OPTIONS",
+          'diffusers_forced_layout': "diffusers: UNet2DModel, compiled with our COMPILE_OPTIONS"}
 
 
 def random_batches(n: int, batch: int, image_size: int, num_classes: int, device: torch.device, seed: int = 0):
@@ -85,22 +87,26 @@ def build(which: str, image_size: int, num_classes: int, device: torch.device, l
     schedule, fused, fmt = NoiseSchedule().to(device), device.type == 'cuda', channels_last(device)
     if which == 'joint':   # the library's own step: both models, two Adams, the EMA, as in training
         from butterfly_diffusion.core import get_config
-        from butterfly_diffusion.training import make_state, train_step
+        from butterfly_diffusion.training import compile_models, make_state, train_step
         m0 = ours_unet(image_size).to(device, memory_format=fmt)
         m1 = ours_classifier(image_size, num_classes).to(device, memory_format=fmt)
         cfg = get_config('seed', image_size=image_size, num_classes=num_classes)
         state = make_state(m0, m1, cfg, [str(i) for i in range(num_classes)], device)
         def make_step(compiled: bool):
-            if compiled: state.model_0, state.model_1 = torch.compile(m0), torch.compile(m1)
+            if compiled: compile_models(state)     # what train_classifier_guidance does by default on CUDA
             return lambda x0, t, eps, y: train_step(state, schedule, x0, y)
         return make_step, n_params(m0) + n_params(m1)
-    model = diffusers_unet(image_size) if which == 'diffusers' else ours_unet(image_size)
+    from butterfly_diffusion.training import COMPILE_OPTIONS
+    peer = which.startswith('diffusers')
+    model = diffusers_unet(image_size) if peer else ours_unet(image_size)
     model = model.to(device, memory_format=fmt).train()
     if which == 'ours_fp32_norm': plain_group_norms(model)
-    adam = torch.optim.AdamW if which == 'diffusers' else torch.optim.Adam
+    adam = torch.optim.AdamW if peer else torch.optim.Adam
     opt = adam(model.parameters(), lr=lr, fused=fused)
+    # compiled as the library compiles for training (COMPILE_OPTIONS); diffusers with torch.compile's defaults
+    options = COMPILE_OPTIONS if which in ('ours', 'ours_fp32_norm', 'diffusers_forced_layout') else None
     def make_step(compiled: bool):
-        return diffusion_step(torch.compile(model) if compiled else model, opt, schedule, device, which == 'diffusers')
+        return diffusion_step(torch.compile(model, options=options) if compiled else model, opt, schedule, device, peer)
     return make_step, n_params(model)
 
 
@@ -154,6 +160,22 @@ def time_steps(prepared: list[dict], args, device: torch.device, deadline: Deadl
                  peak_gib=peak_gib(device))
 
 
+def profile(p: dict, args, device: torch.device):
+    "Profile 3 more steps of a measured model; write the kernels that took the most device time to a text file."
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    with torch_profile(activities=acts) as prof:
+        for i in range(3): p['_step'](*p['_data'][i % 2])
+        sync(device)
+    key = 'self_cuda_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    table = prof.key_averages().table(sort_by=key, row_limit=args.profile_rows, max_name_column_width=70)
+    name = f"profile_{p['key']}_{p['variant']}_{p['batch']}"
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f'{name}.txt').write_text(f"{p['name']}, 3 steps\n{table}\n")
+    log(f"    {name}: top kernels by {key}\n" + '\n'.join(table.splitlines()[:args.profile_rows + 4]))
+
+
 def run_group(rows: list, group: list[tuple], args, device: torch.device, deadline: Deadline):
     "Prepare and time a group of (model, variant, batch) measurements together; one row each, errors included."
     prepared = []
@@ -168,6 +190,9 @@ def run_group(rows: list, group: list[tuple], args, device: torch.device, deadli
         except Exception as e:  # noqa: BLE001
             for p in prepared: p.setdefault('error', f'{type(e).__name__}: {str(e)[:300]}')
     for p in prepared:
+        if p['variant'] in args.profile and 'error' not in p and deadline.allows(10 + args.reserve):
+            try: profile(p, args, device)
+            except Exception as e: log(f'    profiling failed: {type(e).__name__}: {e}')  # noqa: BLE001
         row = {k: v for k, v in p.items() if not k.startswith('_')}
         rows.append(row)
         log('    ' + ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()))
@@ -197,6 +222,10 @@ def ratios(rows: list[dict], device: torch.device) -> list[dict]:
                 f'ours eager ÷ diffusers compiled, batch {b}', note='for reference')
             add(find('ours', 'eager', b), find('ours_fp32_norm', 'eager', b),
                 f'ours (AmpGroupNorm) ÷ ours with nn.GroupNorm, eager, batch {b}', note='what the bf16 norms bring')
+            add(find('ours', 'compiled', b), find('ours_default_layout', 'compiled', b),
+                f'ours compiled with ÷ without COMPILE_OPTIONS, batch {b}', note='what forcing channels-last brings')
+            add(find('ours', 'compiled', b), find('diffusers_forced_layout', 'compiled', b),
+                f'ours ÷ diffusers, both compiled with COMPILE_OPTIONS, batch {b}', note='for reference')
     return out
 
 
@@ -239,9 +268,12 @@ def parse(argv=None):
                         'numerics with float32 (default: on)')
     p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None,
                    help='also time torch.compile variants (default: on for CUDA, off for CPU)')
+    p.add_argument('--eager', action=argparse.BooleanOptionalAction, default=True,
+                   help='time the eager variants (--no-eager: compiled ones only, when the eager rows are known)')
     p.add_argument('--compile-batch', type=int, nargs='+', default=None,
                    help='batches to compile at (default: the first of --batch)')
-    p.add_argument('--compile-models', default='diffusers,ours', help='models to compile, in this order')
+    p.add_argument('--compile-models', default='diffusers,ours',
+                   help='models to compile, in this order (also: ours_default_layout, diffusers_forced_layout)')
     p.add_argument('--steps', type=int, default=None, help='timed steps per measurement (default: 10 CUDA, 3 CPU)')
     p.add_argument('--warmup', type=int, default=None,
                    help='warm-up steps after the FLOP-counting step (default: 3 CUDA; CPU: 1, the counted step)')
@@ -251,8 +283,12 @@ def parse(argv=None):
     p.add_argument('--reserve', type=float, default=5, help='stop timing a measurement when fewer seconds remain')
     p.add_argument('--threads', type=int, default=1,
                    help='CPU threads (default 1: stable timings on shared cores; 0: PyTorch default)')
+    p.add_argument('--profile', default='', help='comma list of variants (eager, compiled) to profile for 3 more '
+                   'steps after timing; the top kernels go to the log and to <out>/profile_*.txt')
+    p.add_argument('--profile-rows', type=int, default=25, help='kernels listed per profile')
     p.add_argument('--out', default=None, help='folder for train_throughput.json and .md')
     args = p.parse_args(argv)
+    args.profile = [v.strip() for v in args.profile.split(',') if v.strip()]
     bad = [m for m in args.models.split(',') if m.strip() and m.strip() not in MODELS]
     if bad: p.error(f'unknown --models {bad}; choose from {list(MODELS)}')
     return args
@@ -281,12 +317,12 @@ def main(argv=None):
     # in order of importance, so that a time limit drops the least useful: eager at the first batch size, the
     # compiled variants, then eager at the other batch sizes
     models = [m.strip() for m in args.models.split(',') if m.strip()]
-    plan = [(m, 'eager', args.batch[0]) for m in models]
+    plan = [(m, 'eager', args.batch[0]) for m in models] if args.eager else []
     if cuda and args.norm_check: plan.append(('ours_fp32_norm', 'eager', args.batch[0]))
     if args.compile:
         plan += [(m.strip(), 'compiled', b) for b in args.compile_batch for m in args.compile_models.split(',')
-                 if m.strip() in models]
-    plan += [(m, 'eager', b) for b in args.batch[1:] for m in models]
+                 if m.strip() in models or m.strip() in ('ours_default_layout', 'diffusers_forced_layout')]
+    plan += [(m, 'eager', b) for b in args.batch[1:] for m in models] if args.eager else []
     # CUDA: one measurement at a time (clean peak memory); CPU: a batch's eager models together, round-robin
     eager_groups = [[x for x in plan if x[1] == 'eager' and x[2] == b] for b in args.batch]
     groups = [[x] for x in plan] if cuda else eager_groups + [[x] for x in plan if x[1] == 'compiled']

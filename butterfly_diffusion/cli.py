@@ -28,7 +28,7 @@ def train(preset: Param('tiny, demo or seed', str) = 'demo',
           num_classes: Param('species (default: the preset\'s, or all classes of --data)', int) = None,
           batch_size: Param('images per step (default: the preset\'s)', int) = None,
           conditional: Param('also make the UNet class-conditional (for classifier-free guidance)', store_true) = False,
-          compile: Param('torch.compile both models (CUDA)', store_true) = False):
+          no_compile: Param("don't torch.compile the models (compiling is the default on CUDA)", store_true) = False):
     "Train the diffusion model and the noisy classifier together; write checkpoints to --out."
     if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
     cfg = get_config(preset, **{k: v for k, v in dict(batch_size=batch_size, num_classes=num_classes).items() if v})
@@ -39,7 +39,8 @@ def train(preset: Param('tiny, demo or seed', str) = 'demo',
     out = Path(out or Path('checkpoints') / preset)
     t0 = time.time()
     r = train_classifier_guidance(model_0, model_1, cfg.num_classes, data=data, cfg=cfg, steps=steps, out=out,
-                                  resume=resume, device=dev, compile=compile)
+                                  resume=resume, device=dev,
+                                  compile=False if no_compile else None)
     h = r.history
     print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['loss_0'][-1]:.4f}, "
           f"classifier accuracy {h['acc'][-1]:.0%} (t < 200: {sum(h['acc_by_t'][-1][:2]) / 2:.0%}"

@@ -19,10 +19,10 @@ from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step', 'Meter', 'accuracy_by_t',
-           'save_checkpoint', 'read_checkpoint', 'load_models', 'ema_weights', 'restore_state', 'batches',
-           'train_loader', 'check_compatible', 'stop_signals', 'log', 'run_steps', 'channels_last', 'TrainResult',
-           'train_classifier_guidance', 'plot_history']
+__all__ = ['COMPILE_OPTIONS', 'noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step',
+           'compile_models', 'Meter', 'accuracy_by_t', 'save_checkpoint', 'read_checkpoint', 'load_models',
+           'ema_weights', 'restore_state', 'batches', 'train_loader', 'check_compatible', 'stop_signals', 'log',
+           'run_steps', 'channels_last', 'TrainResult', 'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -68,6 +68,7 @@ class TrainState:
     classes: list
     step: int = 0
     rng_state: torch.Tensor | None = None   # the CPU RNG as it was when the last step ended
+    compiled: tuple | None = None           # `torch.compile`d (model_0, model_1) for `train_step`; see below
     history: dict = field(default_factory=lambda: {'step': [], 'seconds': [], 'loss_0': [], 'loss_1': [], 'acc': [],
                                                    'acc_by_t': []})
 
@@ -84,8 +85,9 @@ def make_state(model_0, model_1, cfg: Config, classes: list, device: torch.devic
 def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float = 0.1):
     "One joint update of both models and the EMA; returns detached `(loss_0, loss_1, correct, t)`."
     s.model_0.train(); s.model_1.train()
+    net_0, net_1 = s.compiled or (s.model_0, s.model_1)
     xt, t, eps = noisy_batch(schedule, x0, s.generator)
-    loss_0, loss_1, logits = joint_losses(s.model_0, s.model_1, xt, t, eps, y, p_uncond, s.generator)
+    loss_0, loss_1, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator)
     for opt, loss in ((s.opt_0, loss_0), (s.opt_1, loss_1)):
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -93,6 +95,16 @@ def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torc
     s.ema.update_parameters(s.model_0)
     s.step += 1
     return loss_0.detach(), loss_1.detach(), (logits.argmax(1) == y).detach(), t
+
+# %% ../nbs/07_training.ipynb #18e70985
+COMPILE_OPTIONS = {'force_layout_optimization': True}   # channels-last through the whole graph, also in UNets
+
+def compile_models(s: TrainState, **kwargs) -> TrainState:
+    "Let `train_step` run `torch.compile`d versions of both models; `kwargs` go to `torch.compile`."
+    if kwargs.get('backend', 'inductor') == 'inductor' and 'mode' not in kwargs:   # options and mode exclude each other
+        kwargs.setdefault('options', COMPILE_OPTIONS)
+    s.compiled = torch.compile(s.model_0, **kwargs), torch.compile(s.model_1, **kwargs)
+    return s
 
 # %% ../nbs/07_training.ipynb #28ccd859
 class Meter:
@@ -310,7 +322,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               out: str | Path | None = 'checkpoints',  # checkpoint folder (None: no checkpoints)
                               resume: bool | str | Path = False,  # True: continue from out/last.pt; or a path
                               device=None,                # default: the models' device
-                              compile: bool = False,      # torch.compile both models (CUDA)
+                              compile: bool | None = None,  # torch.compile both models; None: on CUDA only
                               p_uncond: float = 0.1,      # label dropout when model_0 is class-conditional
                               progress: bool = True,      # show a tqdm progress bar
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
@@ -328,7 +340,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
     dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, device)
     steps = steps or (math.ceil(epochs * len(dl)) if epochs else cfg.steps)
-    if compile: s.model_0, s.model_1 = torch.compile(model_0), torch.compile(model_1)
+    if compile or (compile is None and device.type == 'cuda'): compile_models(s)
     schedule = NoiseSchedule.from_config(cfg).to(device)
     run_steps(s, schedule, batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond)
     if data.valid_dl is not None:              # the noisy classifier on images it never trained on
