@@ -40,6 +40,7 @@ class Config:
     # training
     batch_size: int = 32               # images per step
     lr: float = 2e-4                   # Adam learning rate (both models)
+    lr_decay_to: float = 1.0           # final learning rate as a fraction of `lr`, by a cosine over the run; 1: constant
     steps: int = 100_000               # training budget, in optimizer steps
     ema_decay: float = 0.999           # decay of the EMA copy of the diffusion model
     checkpoint_every: int = 5_000      # steps between checkpoints
@@ -79,8 +80,8 @@ PRESETS = {
                    steps=20, checkpoint_every=10, log_every=5, num_workers=0, sample_steps=4,
                    samples_per_class=2, ema_decay=0.9),
     'demo': Config(name='demo', image_size=32, num_classes=10, n_per_class=600, base_filters=16, channel_mults=(1, 2, 4),
-                   num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=64, lr=1e-3,
-                   steps=1_200, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995),
+                   num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=48, lr=1e-3,
+                   steps=1_400, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995),
     'seed': Config(),
 }
 

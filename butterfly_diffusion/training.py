@@ -21,8 +21,8 @@ from .unet import UNet, UNet_classifier
 # %% auto #0
 __all__ = ['COMPILE_OPTIONS', 'noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step',
            'compile_models', 'Meter', 'accuracy_by_t', 'save_checkpoint', 'read_checkpoint', 'load_models',
-           'ema_weights', 'restore_state', 'batches', 'train_loader', 'check_compatible', 'stop_signals', 'log',
-           'run_steps', 'channels_last', 'TrainResult', 'train_classifier_guidance', 'plot_history']
+           'ema_weights', 'restore_state', 'batches', 'train_loader', 'check_compatible', 'stop_signals', 'lr_at',
+           'set_lr', 'log', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -260,6 +260,17 @@ class stop_signals:
         for sig, handler in self.old.items(): signal.signal(sig, handler)
 
 # %% ../nbs/07_training.ipynb #4f713ea2
+def lr_at(cfg: Config, step: int, steps: int) -> float:
+    "Learning rate of step `step` (0-based) of a `steps`-step run: a half cosine from `cfg.lr` to `cfg.lr * cfg.lr_decay_to`."
+    done = min(step / max(steps - 1, 1), 1.0)
+    return cfg.lr * (cfg.lr_decay_to + (1 - cfg.lr_decay_to) * (1 + math.cos(math.pi * done)) / 2)
+
+def set_lr(s: TrainState, lr: float):
+    "Set the learning rate of both optimizers."
+    for opt in (s.opt_0, s.opt_1):
+        for group in opt.param_groups: group['lr'] = lr
+
+# %% ../nbs/07_training.ipynb #5ad509a0
 def log(s: TrainState, meter: Meter, bar, seconds: float):
     "Append the meter's readings (and the training time so far) to the history; show them on the progress bar."
     r = meter.read()
@@ -278,8 +289,9 @@ def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None,
         with stop_signals() as stop:
             while s.step < steps and not stop.requested:
                 x0, y = next(batch_iter)
-                x0 = x0.to(device, non_blocking=True, memory_format=channels_last(device))
+                x0 = x0.to(device, non_blocking=True, memory_format=torch.channels_last)
                 in_step = True
+                set_lr(s, lr_at(cfg, s.step, steps))
                 meter.add(*train_step(s, schedule, x0, y.to(device, non_blocking=True), p_uncond))
                 in_step, s.rng_state = False, torch.get_rng_state()
                 bar.update()
@@ -294,10 +306,6 @@ def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None,
         raise
     finally: bar.close()
     if out: save_checkpoint(s, out / 'last.pt')
-
-def channels_last(device: torch.device):
-    "channels_last on CUDA (faster convolutions under bf16), the default layout elsewhere."
-    return torch.channels_last if device.type == 'cuda' else torch.preserve_format
 
 # %% ../nbs/07_training.ipynb #1e5d8f38
 @dataclass
@@ -334,7 +342,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
         batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
     check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
-    model_0.to(device, memory_format=channels_last(device)); model_1.to(device, memory_format=channels_last(device))
+    for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
     s = make_state(model_0, model_1, cfg, data.classes, device)
     out = Path(out) if out else None
     if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
