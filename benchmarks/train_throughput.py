@@ -96,7 +96,7 @@ def build(which: str, image_size: int, num_classes: int, device: torch.device, l
             if compiled: compile_models(state)     # what train_classifier_guidance does by default on CUDA
             return lambda x0, t, eps, y: train_step(state, schedule, x0, y)
         return make_step, n_params(m0) + n_params(m1)
-    from butterfly_diffusion.training import COMPILE_OPTIONS
+    from butterfly_diffusion.training import compile_model
     peer = which.startswith('diffusers')
     model = diffusers_unet(image_size) if peer else ours_unet(image_size)
     model = model.to(device, memory_format=fmt).train()
@@ -104,9 +104,9 @@ def build(which: str, image_size: int, num_classes: int, device: torch.device, l
     adam = torch.optim.AdamW if peer else torch.optim.Adam
     opt = adam(model.parameters(), lr=lr, fused=fused)
     # compiled as the library compiles for training (COMPILE_OPTIONS); diffusers with torch.compile's defaults
-    options = COMPILE_OPTIONS if which in ('ours', 'ours_fp32_norm', 'diffusers_forced_layout') else None
+    compiler = compile_model if which in ('ours', 'diffusers_forced_layout') else torch.compile
     def make_step(compiled: bool):
-        return diffusion_step(torch.compile(model, options=options) if compiled else model, opt, schedule, device, peer)
+        return diffusion_step(compiler(model) if compiled else model, opt, schedule, device, peer)
     return make_step, n_params(model)
 
 

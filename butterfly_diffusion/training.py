@@ -20,9 +20,9 @@ from .unet import UNet, UNet_classifier
 
 # %% auto #0
 __all__ = ['COMPILE_OPTIONS', 'noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step',
-           'compile_models', 'Meter', 'accuracy_by_t', 'save_checkpoint', 'read_checkpoint', 'load_models',
-           'ema_weights', 'restore_state', 'batches', 'train_loader', 'check_compatible', 'stop_signals', 'lr_at',
-           'set_lr', 'log', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
+           'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'save_checkpoint', 'read_checkpoint',
+           'load_models', 'ema_weights', 'restore_state', 'batches', 'train_loader', 'check_compatible', 'stop_signals',
+           'lr_at', 'set_lr', 'log', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -99,11 +99,15 @@ def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torc
 # %% ../nbs/07_training.ipynb #18e70985
 COMPILE_OPTIONS = {'force_layout_optimization': True}   # channels-last through the whole graph, also in UNets
 
-def compile_models(s: TrainState, **kwargs) -> TrainState:
-    "Let `train_step` run `torch.compile`d versions of both models; `kwargs` go to `torch.compile`."
+def compile_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
+    "`torch.compile(model, **kwargs)`, with `COMPILE_OPTIONS` unless another backend or a `mode` is asked for."
     if kwargs.get('backend', 'inductor') == 'inductor' and 'mode' not in kwargs:   # options and mode exclude each other
         kwargs.setdefault('options', COMPILE_OPTIONS)
-    s.compiled = torch.compile(s.model_0, **kwargs), torch.compile(s.model_1, **kwargs)
+    return torch.compile(model, **kwargs)
+
+def compile_models(s: TrainState, **kwargs) -> TrainState:
+    "Let `train_step` run compiled versions of both models (`compile_model`); `kwargs` go to `torch.compile`."
+    s.compiled = compile_model(s.model_0, **kwargs), compile_model(s.model_1, **kwargs)
     return s
 
 # %% ../nbs/07_training.ipynb #28ccd859
