@@ -1,13 +1,15 @@
 """Guided accuracy of trained checkpoints, judged on the same samples: the measurement behind the demo-budget table in
 nbs/09_evaluation.ipynb.
 
-For each checkpoint and scale: `--n` samples of every species by guided DDIM (the checkpoint's steps, η and
-guide_t_max unless given), from the same noise (`--seed`), scored by one judge trained on fresh built-in images.
+For each checkpoint, temperature and scale: `--n` samples of every species by guided DDIM (the checkpoint's steps, η,
+guide_t_max and classifier temperature unless given), from the same noise (`--seed`), scored by one judge trained on
+fresh built-in images.
 
     python benchmarks/guided_accuracy.py checkpoints/demo                      # 30 per species, scale 4
     python benchmarks/guided_accuracy.py --n 30 --scales 2,4,6 runs/a runs/b   # several checkpoints and scales
+    python benchmarks/guided_accuracy.py --temperatures 1,3 checkpoints/demo    # plain log p against τ = 3
 """
-import argparse, time
+import argparse, itertools, time
 import torch
 from butterfly_diffusion.training import load_models
 from butterfly_diffusion.scheduler import NoiseSchedule
@@ -17,6 +19,7 @@ p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoints', nargs='+', help='checkpoint files or folders holding last.pt')
 p.add_argument('--n', type=int, default=30, help='samples per species')
 p.add_argument('--scales', default='4', help='comma list of classifier-guidance scales')
+p.add_argument('--temperatures', default=None, help="comma list of classifier temperatures (default: the config's)")
 p.add_argument('--eta', type=float, default=None, help="DDIM η (default: the checkpoint config's)")
 p.add_argument('--seed', type=int, default=123, help='seed of the starting noise and of the η > 0 noise')
 a = p.parse_args()
@@ -25,9 +28,10 @@ for ckpt in a.checkpoints:
     model_0, model_1, cfg, _ = load_models(ckpt, 'cpu')
     if judge is None: judge, judge_acc = train_judge(cfg.num_classes, cfg.image_size, progress=False)
     sch = NoiseSchedule.from_config(cfg)
-    for scale in map(float, a.scales.split(',')):
+    temperatures = [cfg.guidance_temperature] if a.temperatures is None else map(float, a.temperatures.split(','))
+    for tau, scale in itertools.product(temperatures, map(float, a.scales.split(','))):
         t0 = time.time()
-        x, y = generate(model_0, sch, cfg.num_classes, a.n, model_1, scale, cfg.guidance_t_max, steps=cfg.sample_steps,
-                        eta=cfg.sample_eta if a.eta is None else a.eta, seed=a.seed)
-        print(f'{ckpt}: scale {scale}: guided accuracy {accuracy(judge, x, y):.1%} of {len(y)} samples '
+        x, y = generate(model_0, sch, cfg.num_classes, a.n, model_1, scale, cfg.guidance_t_max, tau,
+                        steps=cfg.sample_steps, eta=cfg.sample_eta if a.eta is None else a.eta, seed=a.seed)
+        print(f'{ckpt}: τ {tau:g}, scale {scale:g}: guided accuracy {accuracy(judge, x, y):.1%} of {len(y)} samples '
               f'(judge {judge_acc:.0%} on held-out real images; {time.time() - t0:.0f} s)', flush=True)

@@ -14,6 +14,7 @@ from .data import list_images
 from .unet import UNet, UNet_classifier
 from .training import train_classifier_guidance, load_models, read_checkpoint
 from .guidance import generate_and_save_images, find_checkpoint
+from .scheduler import NoiseSchedule
 
 # %% auto #0
 __all__ = ['COMMANDS', 'train', 'sample', 'demo', 'read_step', 'main']
@@ -54,6 +55,7 @@ def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest
            species: Param('or exactly these species indices, comma-separated', str) = None,
            n_per_class: Param('samples per species (default: the preset\'s)', int) = None,
            scale: Param('classifier-guidance scale (default: the preset\'s)', float) = None,
+           temperature: Param('classifier temperature in guidance, 1 = plain log p (default: the preset\'s)', float) = None,
            method: Param('ddim or ddpm', str) = 'ddim',
            steps: Param('DDIM steps (default: the preset\'s)', int) = None,
            out: Param('folder for the PNG grids', str) = 'conditional-sampling',
@@ -63,7 +65,7 @@ def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest
     import matplotlib; matplotlib.use('Agg')
     r = generate_and_save_images(num_classes, display=False, checkpoint=checkpoint, n_per_class=n_per_class,
                                  species=[int(s) for s in species.split(',')] if species else None, scale=scale,
-                                 method=method, steps=steps, out=out, seed=seed, device=device)
+                                 temperature=temperature, method=method, steps=steps, out=out, seed=seed, device=device)
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r
 
@@ -72,9 +74,10 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
          out: Param('checkpoint folder', str) = 'checkpoints/demo',
          samples: Param('folder for the sample grids', str) = 'conditional-sampling',
          preset: Param('preset to run', str) = 'demo',
+         judged: Param('guided samples per species for the accuracy, the grids\' included', int) = 24,
          device: Param('cuda, mps or cpu', str) = None):
     "Train the demo models (resuming if stopped), write guided samples per species and print the guided accuracy."
-    from butterfly_diffusion.evaluation import train_judge, accuracy
+    from butterfly_diffusion.evaluation import train_judge, accuracy, generate
     import matplotlib; matplotlib.use('Agg')
     t0, cfg = time.time(), get_config(preset)
     steps = steps or cfg.steps
@@ -83,14 +86,23 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
     if done < steps: train(preset, steps=steps, out=out, resume=done > 0, device=device)
     else: print(f'{ckpt} already holds {done} steps: sampling from it (delete it to train again)')
     t1 = time.time()
-    r = generate_and_save_images(cfg.num_classes, display=False, checkpoint=ckpt, out=samples, device=device)
-    t2 = time.time()
+    models = load_models(ckpt, device)
+    r = generate_and_save_images(cfg.num_classes, display=False, models=models, out=samples)
+    per = len(r['images']) // cfg.num_classes
+    print(f'sampled {len(r["images"])} images in {time.time() - t1:.0f} s -> {r["overview"]}')
+    x, y = r['images'], torch.arange(cfg.num_classes).repeat_interleave(per)
+    if judged > per:   # more samples than the grids hold: the accuracy of 80 images is only good to about ±5 points
+        model_0, model_1, c, _ = models
+        xe, ye = generate(model_0, NoiseSchedule.from_config(c).to(next(model_0.parameters()).device), c.num_classes,
+                          judged - per, model_1, c.guidance_scale, c.guidance_t_max, c.guidance_temperature,
+                          steps=c.sample_steps, eta=c.sample_eta, seed=1)
+        x, y = torch.cat([x, xe]), torch.cat([y, ye])
     judge, judge_acc = train_judge(cfg.num_classes, cfg.image_size, device=device, progress=False)
-    y = torch.arange(cfg.num_classes).repeat_interleave(len(r['images']) // cfg.num_classes)
-    acc = accuracy(judge, r['images'].to(next(judge.parameters()).device), y.to(next(judge.parameters()).device))
-    print(f'sampled {len(y)} images in {t2 - t1:.0f} s -> {r["overview"]}')
-    print(f'guided accuracy: {acc:.0%} of the samples show the requested species, by a judge classifier '
-          f'({judge_acc:.0%} accurate on held-out real images; chance is {1 / cfg.num_classes:.0%})')
+    dev = next(judge.parameters()).device
+    acc = accuracy(judge, x.to(dev), y.to(dev))
+    print(f'guided accuracy: {acc:.0%} of {len(y)} samples ({len(y) // cfg.num_classes} per species) show the requested '
+          f'species, by a judge classifier ({judge_acc:.0%} accurate on held-out real images; chance is '
+          f'{1 / cfg.num_classes:.0%})')
     print(f'total {time.time() - t0:.0f} s')
     return dict(accuracy=acc, judge_accuracy=judge_acc, **r)
 

@@ -51,6 +51,7 @@ class Config:
     sample_eta: float = 1.0            # DDIM η: 0 deterministic; 1 fresh noise at each step (helps guidance correct course)
     guidance_scale: float = 4.0        # classifier-guidance scale s (the demo sweep in 09_evaluation picks it)
     guidance_t_max: int = 600          # guide only while t < guidance_t_max (the classifier is near chance above)
+    guidance_temperature: float = 3.0  # τ of the classifier softmax in guidance (1: plain log p; see 08_guidance)
     samples_per_class: int = 8         # images per species in `generate_and_save_images`
     seed: int = 0                      # random seed of data generation and training
 

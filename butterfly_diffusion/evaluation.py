@@ -86,15 +86,17 @@ def feature_distances(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> d
 
 # %% ../nbs/09_evaluation.ipynb #d90d71ff
 def generate(model_0, schedule, num_classes: int, n_per_class: int,
-             classifier=None, scale: float = 0.0, guide_t_max: int | None = None, cfg_scale: float = 0.0,
-             steps: int = 50, eta: float = 0.0, seed: int = 0, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+             classifier=None, scale: float = 0.0, guide_t_max: int | None = None, temperature: float = 1.0,
+             cfg_scale: float = 0.0, steps: int = 50, eta: float = 0.0, seed: int = 0,
+             batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     "`n_per_class` samples of each of `num_classes` species; returns `(images, labels)` on the CPU."
     y = torch.arange(num_classes).repeat_interleave(n_per_class)
     size = model_0.config['image_size']
     noise = torch.randn(len(y), 3, size, size, generator=torch.Generator().manual_seed(seed))
     gen = torch.Generator().manual_seed(seed + 1)   # the noise of stochastic (η > 0) steps
-    xs = [sample(model_0, schedule, y[i:i + batch_size], classifier, scale, guide_t_max, cfg_scale, steps=steps,
-                 eta=eta, x_T=noise[i:i + batch_size], generator=gen)[0].cpu() for i in range(0, len(y), batch_size)]
+    xs = [sample(model_0, schedule, y[i:i + batch_size], classifier, scale, guide_t_max, temperature, cfg_scale,
+                 steps=steps, eta=eta, x_T=noise[i:i + batch_size], generator=gen)[0].cpu()
+          for i in range(0, len(y), batch_size)]
     return torch.cat(xs), y
 
 # %% ../nbs/09_evaluation.ipynb #e3485c46
@@ -118,7 +120,7 @@ def sweep(settings: list[dict], model_0, schedule, judge, real, num_classes: int
         x, y = generate(s.get('model', model_0), schedule, num_classes, n_per_class,
                         **{k: v for k, v in s.items() if k not in ('method', 'model')}, **kw)
         rows.append(dict(method=s['method'], scale=s.get('scale', s.get('cfg_scale', 0.0)), guide_t_max=s.get('guide_t_max'),
-                         **evaluate(judge, real, x, y), seconds=time.time() - t0))
+                         temperature=s.get('temperature'), **evaluate(judge, real, x, y), seconds=time.time() - t0))
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_evaluation.ipynb #71e5816f

@@ -24,16 +24,18 @@ def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mo
                     xt: torch.Tensor,             # noisy images (B, 3, H, W)
                     t: torch.Tensor,              # timesteps (B,)
                     y: torch.Tensor,              # requested classes (B,)
-                    scale: float = 1.0            # guidance scale s
+                    scale: float = 1.0,           # guidance scale s
+                    temperature: float = 1.0      # τ: 1 is Dhariwal & Nichol's log p; larger keeps a sure classifier pushing
                    ) -> torch.Tensor:
-    "s · ∇ log p(y | x_t, t), the classifier-guidance term for each image."
+    "s · τ · ∇ log softmax(logits / τ)_y, the classifier-guidance term for each image (τ = 1: s · ∇ log p(y | x_t, t))."
+    if not temperature > 0: raise ValueError(f'temperature must be > 0 (1: plain log p(y | x_t)); got {temperature}.')
     with torch.enable_grad():
         x = xt.detach().requires_grad_(True)
         with autocast(x.device):
             logits = classifier(x, t)
-        log_p = F.log_softmax(logits.float(), dim=-1)
+        log_p = F.log_softmax(logits.float() / temperature, dim=-1)
         picked = log_p[torch.arange(len(y), device=y.device), y].sum()
-        return torch.autograd.grad(picked, x)[0] * scale
+        return torch.autograd.grad(picked, x)[0] * (scale * temperature)
 
 # %% ../nbs/08_guidance.ipynb #c28064b6
 def predict_eps(model: torch.nn.Module, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
@@ -62,6 +64,7 @@ def sample(model: torch.nn.Module,          # diffusion model (EMA weights), eva
            classifier: torch.nn.Module | None = None,  # noisy classifier for classifier guidance
            scale: float = 0.0,              # classifier-guidance scale s (0: unguided)
            guide_t_max: int | None = None,  # guide only while t < guide_t_max (None: at every step)
+           temperature: float = 1.0,        # classifier temperature τ (`classifier_grad`; 1: plain log p)
            cfg_scale: float = 0.0,          # classifier-free guidance weight w (conditional models only)
            method: str = 'ddim',            # 'ddim' or 'ddpm'
            steps: int = 50,                 # DDIM steps
@@ -80,7 +83,7 @@ def sample(model: torch.nn.Module,          # diffusion model (EMA weights), eva
     for i, (t, t_prev) in enumerate(timesteps_for(schedule, method, steps)):
         tt = torch.full((len(y),), t, device=device, dtype=torch.long)
         eps = predict_eps(model, xt, tt, y, cfg_scale)
-        grad = classifier_grad(classifier, xt, tt, y, scale) if guided and (guide_t_max is None or t < guide_t_max) else None
+        grad = classifier_grad(classifier, xt, tt, y, scale, temperature) if guided and (guide_t_max is None or t < guide_t_max) else None
         if trajectory_every and i % trajectory_every == 0: traj.append((t, schedule.predict_x0(xt, tt, eps).clamp(-1, 1).cpu()))
         if method == 'ddpm': xt = schedule.ddpm_step(xt, t, eps, grad=grad, generator=generator)
         else: xt = schedule.ddim_step(xt, t, t_prev, eps, eta=eta, grad=grad, generator=generator)
@@ -107,6 +110,7 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
                              n_per_class: int | None = None, # samples per species (default: cfg.samples_per_class)
                              scale: float | None = None,     # guidance scale (default: cfg.guidance_scale)
                              guide_t_max: int | None = -1,   # guide while t < this (-1: cfg.guidance_t_max)
+                             temperature: float | None = None,  # classifier temperature τ (default: cfg.guidance_temperature)
                              method: str = 'ddim', steps: int | None = None,  # sampler and its steps
                              eta: float | None = None,       # DDIM η (default: cfg.sample_eta)
                              out: str | Path = 'conditional-sampling',  # folder for the PNG grids
@@ -120,7 +124,7 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
     y = torch.tensor(species).repeat_interleave(n)
     x, _ = sample(model_0, NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device), y, model_1,
                   cfg.guidance_scale if scale is None else scale, cfg.guidance_t_max if guide_t_max == -1 else guide_t_max,
-                  method=method, steps=steps or cfg.sample_steps, eta=cfg.sample_eta if eta is None else eta,
+                  cfg.guidance_temperature if temperature is None else temperature, method=method, steps=steps or cfg.sample_steps, eta=cfg.sample_eta if eta is None else eta,
                   generator=torch.Generator().manual_seed(seed))
     return save_grids(x.cpu(), species, classes, n, Path(out), display)
 
