@@ -63,6 +63,8 @@ class Config:
                              f'use a multiple of {2 ** (len(self.channel_mults) - 1)} or fewer levels.')
         if not 0 < self.beta_start < self.beta_end < 1:
             raise ValueError(f'need 0 < beta_start < beta_end < 1, got {self.beta_start} and {self.beta_end}.')
+        if not self.guidance_temperature > 0:
+            raise ValueError(f'guidance_temperature must be > 0 (1: plain log p), got {self.guidance_temperature}.')
 
     def to_dict(self) -> dict:
         "Plain types only, so it can be saved in a `weights_only` checkpoint."
