@@ -14,6 +14,7 @@ import torch
 from butterfly_diffusion.training import load_models
 from butterfly_diffusion.scheduler import NoiseSchedule
 from butterfly_diffusion.evaluation import train_judge, generate, accuracy
+from butterfly_diffusion.guidance import guidance_settings
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoints', nargs='+', help='checkpoint files or folders holding last.pt')
@@ -31,7 +32,7 @@ for ckpt in a.checkpoints:
     temperatures = [cfg.guidance_temperature] if a.temperatures is None else map(float, a.temperatures.split(','))
     for tau, scale in itertools.product(temperatures, map(float, a.scales.split(','))):
         t0 = time.time()
-        x, y = generate(model_0, sch, cfg.num_classes, a.n, model_1, scale, cfg.guidance_t_max, tau,
-                        steps=cfg.sample_steps, eta=cfg.sample_eta if a.eta is None else a.eta, seed=a.seed)
+        x, y = generate(model_0, sch, cfg.num_classes, a.n, model_1, seed=a.seed,
+                        **guidance_settings(cfg, scale=scale, temperature=tau, eta=a.eta))
         print(f'{ckpt}: τ {tau:g}, scale {scale:g}: guided accuracy {accuracy(judge, x, y):.1%} of {len(y)} samples '
               f'(judge {judge_acc:.0%} on held-out real images; {time.time() - t0:.0f} s)', flush=True)

@@ -13,7 +13,7 @@ from .core import get_config, get_device, seed_everything
 from .data import list_images
 from .unet import UNet, UNet_classifier
 from .training import train_classifier_guidance, load_models, read_checkpoint
-from .guidance import generate_and_save_images, find_checkpoint
+from .guidance import generate_and_save_images, find_checkpoint, guidance_settings
 from .scheduler import NoiseSchedule
 
 # %% auto #0
@@ -94,8 +94,7 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
     if judged > per:   # more samples than the grids hold: the accuracy of 80 images is only good to about ±5 points
         model_0, model_1, c, _ = models
         xe, ye = generate(model_0, NoiseSchedule.from_config(c).to(next(model_0.parameters()).device), c.num_classes,
-                          judged - per, model_1, c.guidance_scale, c.guidance_t_max, c.guidance_temperature,
-                          steps=c.sample_steps, eta=c.sample_eta, seed=1)
+                          judged - per, model_1, **guidance_settings(c), seed=1)
         x, y = torch.cat([x, xe]), torch.cat([y, ye])
     judge, judge_acc = train_judge(cfg.num_classes, cfg.image_size, device=device, progress=False)
     dev = next(judge.parameters()).device

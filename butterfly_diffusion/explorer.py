@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from .core import image_grid
 from .scheduler import NoiseSchedule
 from .training import load_models
-from .guidance import sample, find_checkpoint
+from .guidance import sample, find_checkpoint, guidance_settings
 
 # %% auto #0
 __all__ = ['render', 'explorer']
@@ -25,16 +25,16 @@ def render(model_0, model_1, cfg, classes: list,
            frames: int = 6):      # trajectory frames to show
     "Sample one guided image of `species` and plot its denoising trajectory; return the figure."
     if not 0 <= species < len(classes): raise ValueError(f'species must be in 0..{len(classes) - 1}, got {species}.')
-    scale = cfg.guidance_scale if scale is None else scale
-    temperature = cfg.guidance_temperature if temperature is None else temperature
+    kw = guidance_settings(cfg, scale=scale, temperature=temperature, steps=steps)
     schedule = NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device)
-    x, traj = sample(model_0, schedule, torch.tensor([species]), model_1, scale, cfg.guidance_t_max, temperature, steps=steps, eta=cfg.sample_eta,
-                     generator=torch.Generator().manual_seed(seed), trajectory_every=-(-steps // frames))   # ceil: at most `frames` frames
+    x, traj = sample(model_0, schedule, torch.tensor([species]), model_1, generator=torch.Generator().manual_seed(seed),
+                     trajectory_every=-(-steps // frames), **kw)   # ceil: at most `frames` frames
     fig, axs = plt.subplots(1, len(traj) + 1, figsize=(1.6 * (len(traj) + 1), 2))
     for ax, (t, x0) in zip(axs, traj + [(0, x.cpu())]):
         ax.imshow(image_grid(x0, nrow=1, padding=0).permute(1, 2, 0)); ax.set_title(f't={t}', fontsize=8); ax.axis('off')
     axs[-1].set_title('sample', fontsize=8)
-    fig.suptitle(f'{classes[species]} (scale {scale:g}, τ {temperature:g}, {steps} steps, seed {seed})', fontsize=9)
+    fig.suptitle(f'{classes[species]} (scale {kw["scale"]:g}, τ {kw["temperature"]:g}, {steps} steps, seed {seed})',
+                 fontsize=9)
     return fig
 
 # %% ../nbs/10_explorer.ipynb #3404c4ab

@@ -16,8 +16,8 @@ from .scheduler import NoiseSchedule
 from .training import load_models, autocast
 
 # %% auto #0
-__all__ = ['classifier_grad', 'predict_eps', 'timesteps_for', 'sample', 'find_checkpoint', 'generate_and_save_images', 'slug',
-           'save_grids']
+__all__ = ['classifier_grad', 'predict_eps', 'timesteps_for', 'sample', 'find_checkpoint', 'guidance_settings',
+           'generate_and_save_images', 'slug', 'save_grids']
 
 # %% ../nbs/08_guidance.ipynb #f6046cb4
 def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mode
@@ -102,6 +102,15 @@ def find_checkpoint(where: str | Path = 'checkpoints') -> Path:
     return found[-1]
 
 # %% ../nbs/08_guidance.ipynb #e2416d71
+def guidance_settings(cfg: Config, **overrides) -> dict:
+    "`cfg`'s guided-sampling settings as keyword arguments of `sample`; overrides that are not None replace them."
+    kw = dict(scale=cfg.guidance_scale, guide_t_max=cfg.guidance_t_max, temperature=cfg.guidance_temperature,
+              steps=cfg.sample_steps, eta=cfg.sample_eta)
+    if set(overrides) - set(kw):
+        raise TypeError(f'unknown guidance setting(s) {sorted(set(overrides) - set(kw))}; choose among {list(kw)}.')
+    return {**kw, **{k: v for k, v in overrides.items() if v is not None}}
+
+# %% ../nbs/08_guidance.ipynb #8bab2257
 def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: the first NUM_CLASSES
                              display: bool = True,           # show the overview grid
                              species: list[int] | None = None,  # or exactly these species indices
@@ -122,10 +131,10 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
     if bad: raise ValueError(f'Species {bad} out of range: this checkpoint knows {len(classes)} species (0–{len(classes) - 1}).')
     n = n_per_class or cfg.samples_per_class
     y = torch.tensor(species).repeat_interleave(n)
+    kw = guidance_settings(cfg, scale=scale, temperature=temperature, steps=steps or None, eta=eta)
+    if guide_t_max != -1: kw['guide_t_max'] = guide_t_max   # None (guide at every step) is a choice here, not a default
     x, _ = sample(model_0, NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device), y, model_1,
-                  cfg.guidance_scale if scale is None else scale, cfg.guidance_t_max if guide_t_max == -1 else guide_t_max,
-                  cfg.guidance_temperature if temperature is None else temperature, method=method, steps=steps or cfg.sample_steps, eta=cfg.sample_eta if eta is None else eta,
-                  generator=torch.Generator().manual_seed(seed))
+                  method=method, generator=torch.Generator().manual_seed(seed), **kw)
     return save_grids(x.cpu(), species, classes, n, Path(out), display)
 
 # %% ../nbs/08_guidance.ipynb #753545a0
