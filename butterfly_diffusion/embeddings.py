@@ -38,4 +38,5 @@ class TimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(time_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t, self.time_dim))  # (B, emb_dim)
+        emb = timestep_embedding(t, self.time_dim).to(self.mlp[0].weight.dtype)  # float32, or the weights' float64
+        return self.mlp(emb)  # (B, emb_dim)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
+from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
 from .core import Config, get_config, get_device, show_images, image_grid
@@ -33,7 +34,7 @@ def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mo
         x = xt.detach().requires_grad_(True)
         with autocast(x.device):
             logits = classifier(x, t)
-        log_p = F.log_softmax(logits.float() / temperature, dim=-1)
+        log_p = F.log_softmax(logits.to(x.dtype) / temperature, dim=-1)   # bf16 logits back to x's float32 (or float64)
         picked = log_p[torch.arange(len(y), device=y.device), y].sum()
         return torch.autograd.grad(picked, x)[0] * (scale * temperature)
 
@@ -42,9 +43,9 @@ def predict_eps(model: torch.nn.Module, xt: torch.Tensor, t: torch.Tensor, y: to
                 cfg_scale: float = 0.0) -> torch.Tensor:
     "The diffusion model's noise estimate; with `cfg_scale` w > 0, the classifier-free guided (1+w)·ε(x,y) − w·ε(x)."
     with autocast(xt.device):
-        if not model.config.get('num_classes'): return model(xt, t).float()
-        if not cfg_scale: return model(xt, t, y).float()
-        eps_c, eps_u = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, model.config['num_classes'])])).float().chunk(2)
+        if not model.config.get('num_classes'): return model(xt, t).to(xt.dtype)   # bf16 under autocast -> xt's dtype
+        if not cfg_scale: return model(xt, t, y).to(xt.dtype)
+        eps_c, eps_u = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, model.config['num_classes'])])).to(xt.dtype).chunk(2)
     return (1 + cfg_scale) * eps_c - cfg_scale * eps_u
 
 # %% ../nbs/08_guidance.ipynb #8822588b
@@ -72,15 +73,17 @@ def sample(model: torch.nn.Module,          # diffusion model (EMA weights), eva
            image_size: int | None = None,   # default: the model's
            generator: torch.Generator | None = None,  # makes the samples repeatable
            x_T: torch.Tensor | None = None, # the starting noise (default: drawn with `generator`)
-           trajectory_every: int = 0        # keep the predicted x0 every this many steps (0: none)
+           trajectory_every: int = 0,       # keep the predicted x0 every this many steps (0: none)
+           progress: bool = False           # show a progress bar over the steps
           ):
     "Generate one image per entry of `y`; return `(images, trajectory)` with images in [-1, 1]."
     device = next(model.parameters()).device
     size = image_size or model.config['image_size']
     if x_T is None: x_T = torch.randn((len(y), 3, size, size), generator=generator, device=generator.device if generator else device)
-    xt = x_T.to(device)
+    xt = x_T.to(device, next(model.parameters()).dtype)
     y, traj, guided = y.to(device), [], classifier is not None and scale != 0
-    for i, (t, t_prev) in enumerate(timesteps_for(schedule, method, steps)):
+    pairs = timesteps_for(schedule, method, steps)
+    for i, (t, t_prev) in enumerate(tqdm(pairs, desc=f'sampling {len(y)}', leave=False, disable=not progress)):
         tt = torch.full((len(y),), t, device=device, dtype=torch.long)
         eps = predict_eps(model, xt, tt, y, cfg_scale)
         grad = classifier_grad(classifier, xt, tt, y, scale, temperature) if guided and (guide_t_max is None or t < guide_t_max) else None

@@ -63,25 +63,26 @@ def test_attention_matches_multihead_attention(heads):
     "Peer check: torch.nn.MultiheadAttention with our weights gives the same output."
     torch.manual_seed(heads)
     C = 16
-    attn = SelfAttention2d(C, heads)
-    mha = nn.MultiheadAttention(C, heads, batch_first=True)
+    # float64 throughout: the two implementations sum in different orders, and float64 makes that rounding ~1e-15
+    attn = SelfAttention2d(C, heads).double()
+    mha = nn.MultiheadAttention(C, heads, batch_first=True).double()
     with torch.no_grad():
         mha.in_proj_weight.copy_(attn.qkv.weight.reshape(3 * C, C)); mha.in_proj_bias.copy_(attn.qkv.bias)
         mha.out_proj.weight.copy_(attn.proj.weight.reshape(C, C)); mha.out_proj.bias.copy_(attn.proj.bias)
-    x = torch.randn(2, C, 6, 5)
+    x = torch.randn(2, C, 6, 5, dtype=torch.float64)
     tokens = attn.norm(x).flatten(2).transpose(1, 2)                                   # (B, HW, C)
     ref = x + mha(tokens, tokens, tokens, need_weights=False)[0].transpose(1, 2).reshape(x.shape)
-    torch.testing.assert_close(attn(x), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn(x), ref, atol=1e-10, rtol=1e-10)
 
 
 def test_attention_matches_explicit_softmax():
     torch.manual_seed(0)
     B, C, H, W, heads = 2, 8, 3, 4, 2
-    attn, x = SelfAttention2d(C, heads), torch.randn(B, C, H, W)
+    attn, x = SelfAttention2d(C, heads).double(), torch.randn(B, C, H, W, dtype=torch.float64)   # float64: see above
     q, k, v = attn.qkv(attn.norm(x)).reshape(B, 3, heads, C // heads, H * W).unbind(1)   # each (B, heads, d, HW)
     w = torch.einsum('bhdi,bhdj->bhij', q, k).div(math.sqrt(C // heads)).softmax(-1)     # (B, heads, HW, HW)
     out = torch.einsum('bhij,bhdj->bhdi', w, v).reshape(B, C, H, W)
-    torch.testing.assert_close(attn(x), x + attn.proj(out), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn(x), x + attn.proj(out), atol=1e-10, rtol=1e-10)
 
 
 @pytest.mark.parametrize('fmt', [torch.contiguous_format, torch.channels_last])
@@ -238,12 +239,13 @@ def test_config_rebuilds_the_model(tmp_path):
 def test_channels_last_gives_the_same_result():
     cfg = get_config('tiny')
     torch.manual_seed(0)
-    unet = UNet.from_config(cfg).eval()
+    unet = UNet.from_config(cfg).eval().double()   # float64: the layouts' kernels sum in other orders (rounding ~1e-15)
     x, t, _ = tiny_inputs(cfg)
+    x = x.double()
     with torch.no_grad():
         ref = unet(x, t)
         out = unet.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last), t)
-    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out, ref, atol=1e-9, rtol=1e-9)
 
 
 def test_compiles_as_one_graph():
