@@ -17,7 +17,7 @@ from .guidance import generate_and_save_images, find_checkpoint, guidance_settin
 from .scheduler import NoiseSchedule
 
 # %% auto #0
-__all__ = ['COMMANDS', 'train', 'sample', 'demo', 'read_step', 'main']
+__all__ = ['COMMANDS', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
 
 # %% ../nbs/11_cli.ipynb #c72cec93
 def train(preset: Param('tiny, demo or seed', str) = 'demo',
@@ -69,6 +69,27 @@ def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r
 
+# %% ../nbs/11_cli.ipynb #1da37586
+def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newest last.pt', str) = 'checkpoints',
+             data: Param('the real dataset the checkpoint was trained on (default: the built-in butterflies)', str) = None,
+             n_per_class: Param('samples per species, unguided and guided each (decide with >= 500 in all)', int) = 50,
+             scale: Param('classifier-guidance scale (default: the checkpoint\'s)', float) = None,
+             temperature: Param('classifier temperature (default: the checkpoint\'s)', float) = None,
+             steps: Param('DDIM steps (default: the checkpoint\'s)', int) = None,
+             eta: Param('DDIM eta (default: the checkpoint\'s)', float) = None,
+             out: Param('folder for one picture per species: unguided samples above guided ones', str) = 'evaluation',
+             seed: Param('seed of the starting noise', int) = 123,
+             device: Param('cuda, mps or cpu', str) = None):
+    "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
+    import matplotlib; matplotlib.use('Agg')
+    from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report
+    df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, scale=scale,
+                                      temperature=temperature, steps=steps, eta=eta)
+    paths = save_side_by_side(samples, df.attrs['classes'], out)
+    print(report(df))
+    print(f'wrote {len(paths)} pictures to {out}/ (per species: unguided samples above guided ones)')
+    return df
+
 # %% ../nbs/11_cli.ipynb #3c568e08
 def demo(steps: Param('training steps (default: the demo preset\'s)', int) = None,
          out: Param('checkpoint folder', str) = 'checkpoints/demo',
@@ -110,7 +131,7 @@ def read_step(ckpt: Path) -> int:
     return read_checkpoint(ckpt)['step'] if ckpt.exists() else 0
 
 # %% ../nbs/11_cli.ipynb #c22ddf64
-COMMANDS = {'train': train, 'sample': sample, 'demo': demo}
+COMMANDS = {'train': train, 'sample': sample, 'evaluate': evaluate, 'demo': demo}
 
 def main(argv: list[str] | None = None):
     "Entry point of the `butterfly-diffusion` console script: `butterfly-diffusion {train,sample,demo} [options]`."

@@ -5,6 +5,8 @@
 # %% ../nbs/09_evaluation.ipynb #79396125
 from __future__ import annotations
 import time
+from dataclasses import dataclass
+from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn as nn
@@ -13,15 +15,18 @@ import matplotlib.pyplot as plt
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
+from torchvision.utils import save_image
 
-from .core import get_config, get_device, seed_everything, show_images
-from .data import SyntheticButterflies
+from .core import get_config, get_device, seed_everything, show_images, image_grid
+from .data import SyntheticButterflies, species_names, get_data
 from .scheduler import NoiseSchedule
-from .guidance import sample
+from .guidance import sample, guidance_settings, find_checkpoint, slug
+from .training import load_models
 
 # %% auto #0
-__all__ = ['Judge', 'train_judge', 'accuracy', 'JudgeFeatures', 'feature_distances', 'generate', 'diversity', 'evaluate', 'sweep',
-           'real_images', 'plot_sweep']
+__all__ = ['Judge', 'accuracy', 'images_of', 'fit_judge', 'train_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
+           'generate', 'diversity', 'evaluate', 'sweep', 'real_images', 'plot_sweep', 'Reference', 'measure',
+           'synthetic_reference', 'photo_reference', 'evaluate_checkpoint', 'save_side_by_side', 'report']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
@@ -37,17 +42,29 @@ class Judge(nn.Module):
     def features(self, x): return self.body(x)
     def forward(self, x): return self.head(self.body(x))
 
-# %% ../nbs/09_evaluation.ipynb #064f76fa
-def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, batch_size: int = 64,
-                lr: float = 2e-3, first_index: int = 10**6, seed: int = 0, device=None, progress: bool = True):
-    "Train a `Judge` on clean held-out synthetic butterflies; return it (eval mode) and its accuracy on fresh images."
+# %% ../nbs/09_evaluation.ipynb #0854c9b8
+@torch.no_grad()
+def accuracy(judge: Judge, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+    "Share of images in `x` (in [-1, 1]) that the judge assigns to their class in `y`."
+    hits = sum((judge(x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
+    return hits / len(x)
+
+def images_of(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    "All `(images, labels)` of a dataset of `(image, label)` pairs, stacked."
+    x, y = zip(*[ds[i] for i in range(len(ds))])
+    return torch.stack(x), torch.tensor(y)
+
+# %% ../nbs/09_evaluation.ipynb #6d054bad
+def fit_judge(train_ds,                # clean `(image, label)` pairs to learn from
+              test_ds,                 # clean held-out pairs to score it on
+              num_classes: int, epochs: int = 4, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
+              device=None, progress: bool = True) -> tuple[Judge, float]:
+    "Train a `Judge` on `train_ds` (random flips, AdamW, one-cycle); return it in eval mode and its accuracy on `test_ds`."
     device = get_device(device)
     seed_everything(seed)
-    train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
-    test = SyntheticButterflies(num_classes, image_size, 50, seed=seed, first_index=2 * first_index)
     judge = Judge(num_classes).to(device)
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=0.05)
-    dl = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True)
+    dl = torch.utils.data.DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(dl))
     for _ in tqdm(range(epochs), disable=not progress, desc='judge'):
         judge.train()
@@ -57,13 +74,16 @@ def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epoch
             loss = F.cross_entropy(judge(x), y)
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     judge.eval()
-    xs, ys = map(torch.stack, zip(*[(x, torch.tensor(y)) for x, y in test]))
-    return judge, accuracy(judge, xs.to(device), ys.to(device))
+    x, y = images_of(test_ds)
+    return judge, accuracy(judge, x.to(device), y.to(device))
 
-@torch.no_grad()
-def accuracy(judge: Judge, x: torch.Tensor, y: torch.Tensor) -> float:
-    "Share of images in `x` (in [-1, 1]) that the judge assigns to their class in `y`."
-    return (judge(x).argmax(-1) == y).float().mean().item()
+# %% ../nbs/09_evaluation.ipynb #a14127b7
+def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, first_index: int = 10**6,
+                seed: int = 0, **kwargs) -> tuple[Judge, float]:
+    "A `Judge` of held-out built-in butterflies (fresh images, from `first_index` on), and its accuracy on others."
+    train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
+    test = SyntheticButterflies(num_classes, image_size, 50, seed=seed, first_index=2 * first_index)
+    return fit_judge(train, test, num_classes, epochs, seed=seed, **kwargs)
 
 # %% ../nbs/09_evaluation.ipynb #daaf74a9
 class JudgeFeatures(nn.Module):
@@ -84,18 +104,29 @@ def feature_distances(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> d
     kid_mean, kid_std = kid.compute()
     return dict(fid=fid.compute().item(), kid=kid_mean.item(), kid_std=kid_std.item())
 
+# %% ../nbs/09_evaluation.ipynb #8a2764dd
+@torch.no_grad()
+def precision_recall(judge: Judge, real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict:
+    "Improved precision and recall (Kynkäänniemi et al. 2019) of image sets `fake` against `real`, in judge features."
+    f_real, f_fake = judge.features(real.float()), judge.features(fake.float())
+    def radii(f): return torch.cdist(f, f).kthvalue(k + 1, dim=1).values   # distance to the k-th neighbour (not itself)
+    d = torch.cdist(f_fake, f_real)                                          # (n_fake, n_real)
+    precision = (d <= radii(f_real)[None]).any(1).float().mean().item()     # fakes inside the real manifold
+    recall = (d.T <= radii(f_fake)[None]).any(1).float().mean().item()      # reals inside the fake manifold
+    return dict(precision=precision, recall=recall)
+
 # %% ../nbs/09_evaluation.ipynb #d90d71ff
 def generate(model_0, schedule, num_classes: int, n_per_class: int,
              classifier=None, scale: float = 0.0, guide_t_max: int | None = None, temperature: float = 1.0,
              cfg_scale: float = 0.0, steps: int = 50, eta: float = 0.0, seed: int = 0,
-             batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+             batch_size: int = 256, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     "`n_per_class` samples of each of `num_classes` species; returns `(images, labels)` on the CPU."
     y = torch.arange(num_classes).repeat_interleave(n_per_class)
     size = model_0.config['image_size']
     noise = torch.randn(len(y), 3, size, size, generator=torch.Generator().manual_seed(seed))
     gen = torch.Generator().manual_seed(seed + 1)   # the noise of stochastic (η > 0) steps
     xs = [sample(model_0, schedule, y[i:i + batch_size], classifier, scale, guide_t_max, temperature, cfg_scale,
-                 steps=steps, eta=eta, x_T=noise[i:i + batch_size], generator=gen)[0].cpu()
+                 steps=steps, eta=eta, x_T=noise[i:i + batch_size], generator=gen, progress=progress)[0].cpu()
           for i in range(0, len(y), batch_size)]
     return torch.cat(xs), y
 
@@ -126,9 +157,7 @@ def sweep(settings: list[dict], model_0, schedule, judge, real, num_classes: int
 # %% ../nbs/09_evaluation.ipynb #71e5816f
 def real_images(num_classes: int, image_size: int, n_per_class: int, seed: int = 0, first_index: int = 3 * 10**6):
     "Held-out clean synthetic butterflies, `(images, labels)`, as the reference set for FID/KID."
-    ds = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
-    x, y = zip(*[ds[i] for i in range(len(ds))])
-    return torch.stack(x), torch.tensor(y)
+    return images_of(SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index))
 
 def plot_sweep(df: pd.DataFrame):
     "Guided accuracy and classifier-feature FID against guidance scale, one line per method."
@@ -140,3 +169,93 @@ def plot_sweep(df: pd.DataFrame):
     b.set(xlabel='guidance scale', ylabel='FID (judge features)', title='classifier-feature FID (lower is better)'); b.legend()
     fig.tight_layout()
     return fig
+
+# %% ../nbs/09_evaluation.ipynb #7bcfa85d
+@dataclass
+class Reference:
+    "What samples are measured against: a judge, held-out real images, and a disjoint real set for the floor."
+    judge: Judge              # clean-image classifier that never guides
+    judge_accuracy: float     # its accuracy on held-out real images: the ceiling of what it can measure
+    real: tuple               # (images, labels): held-out real images, the reference of FID, KID, precision, recall
+    floor_set: tuple          # (images, labels): other real images, disjoint from `real`, scored like samples
+    classes: list             # species names, index = label
+    source: str               # where the images come from, for reports
+
+    def floor(self) -> dict:
+        "What real images score against the reference: the floor of every distance, the ceiling of accuracy."
+        return measure(self, *self.floor_set)
+
+def measure(ref: Reference, x: torch.Tensor, y: torch.Tensor) -> dict:
+    "Judge accuracy of images `x` requested as `y`, and their FID, KID, precision and recall against `ref.real`."
+    return dict(accuracy=accuracy(ref.judge, x, y), **feature_distances(ref.judge, ref.real[0], x),
+                **precision_recall(ref.judge, ref.real[0], x))
+
+# %% ../nbs/09_evaluation.ipynb #507695d7
+def synthetic_reference(num_classes: int, image_size: int, n_per_class: int = 50, seed: int = 0,
+                        judge_kw: dict | None = None) -> Reference:
+    "A `Reference` of built-in butterflies: judge, held-out set and floor set all from fresh, disjoint images."
+    judge, acc = train_judge(num_classes, image_size, seed=seed, **(judge_kw or {}))
+    real = real_images(num_classes, image_size, n_per_class, seed, first_index=3 * 10**6)
+    other = real_images(num_classes, image_size, n_per_class, seed, first_index=4 * 10**6)
+    return Reference(judge, acc, real, other, species_names(num_classes), 'built-in butterflies')
+
+def photo_reference(path,                    # the real dataset the checkpoint was trained on (CSV or class folders)
+                    image_size: int, classes: list,  # the checkpoint's image size and species
+                    n_floor: int = 500,      # real images in the floor set (use the sample count)
+                    seed: int = 0, val_fraction: float = 0.1, judge_kw: dict | None = None) -> Reference:
+    "A `Reference` of real photos: judge trained on the training split, held-out = validation split, floor from training photos."
+    data = get_data(path, image_size=image_size, val_fraction=val_fraction, seed=seed, flip=False)
+    if data.classes != list(classes):
+        raise ValueError(f'{path} holds other species than the checkpoint ({len(data.classes)} vs {len(classes)}; first '
+                         f'difference at {next((a, b) for a, b in zip(data.classes + [None], list(classes) + [None]) if a != b)}): '
+                         'evaluate on the dataset the checkpoint was trained on.')
+    judge, acc = fit_judge(data.train_ds, data.valid_ds, len(classes), seed=seed, **{'epochs': 30, **(judge_kw or {})})
+    pick = torch.randperm(len(data.train_ds), generator=torch.Generator().manual_seed(seed))[:n_floor].tolist()
+    floor_set = images_of(torch.utils.data.Subset(data.train_ds, pick))
+    return Reference(judge, acc, images_of(data.valid_ds), floor_set, list(classes), str(path))
+
+# %% ../nbs/09_evaluation.ipynb #b3843d96
+def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folder to search for the newest last.pt
+                        data=None,                     # the real dataset it was trained on; None: built-in butterflies
+                        n_per_class: int = 50,         # samples per species and setting (decide with >= 500 in all)
+                        seed: int = 123,               # starting noise (the same for unguided and guided)
+                        device=None, progress: bool = True,
+                        **guidance) -> tuple[pd.DataFrame, dict]:  # `guidance_settings` overrides, e.g. scale=2
+    "Real images, unguided and guided samples of every species, each measured against held-out real images."
+    model_0, model_1, cfg, classes = load_models(find_checkpoint(checkpoint), device)
+    n = n_per_class * len(classes)
+    ref = (synthetic_reference(len(classes), cfg.image_size, n_per_class, cfg.seed, dict(progress=progress)) if data is None
+           else photo_reference(data, cfg.image_size, classes, n, cfg.seed, judge_kw=dict(progress=progress)))
+    rows, samples, kw = {'real images (floor)': ref.floor()}, {}, guidance_settings(cfg, **guidance)
+    schedule = NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device)
+    for name, scale in (('unguided', 0.0), (f'guided (scale {kw["scale"]:g})', kw['scale'])):
+        x, y = generate(model_0, schedule, len(classes), n_per_class, model_1, **{**kw, 'scale': scale}, seed=seed,
+                        progress=progress)
+        rows[name], samples[name] = measure(ref, x, y), x
+    df = pd.DataFrame(rows).T
+    df.attrs.update(judge_accuracy=ref.judge_accuracy, source=ref.source, n=n, classes=classes)
+    return df, samples
+
+# %% ../nbs/09_evaluation.ipynb #8d5c1db1
+def save_side_by_side(samples: dict,           # setting name -> images (n_classes * n_per_class, 3, H, W), species-major
+                      classes: list, out,      # species names; the folder to write to
+                      per_row: int = 8) -> list:
+    "One PNG per species: a row of samples for each setting (e.g. unguided above guided); returns the paths."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    n = len(next(iter(samples.values()))) // len(classes)
+    paths = []
+    for c, name in enumerate(classes):
+        rows = torch.cat([x[c * n:c * n + min(n, per_row)] for x in samples.values()])
+        paths.append(out / f'{c:02d}-{slug(name)}.png')
+        save_image(image_grid(rows, nrow=min(n, per_row)), paths[-1])
+    return paths
+
+def report(df: pd.DataFrame) -> str:
+    "The evaluation table as text, with FID also as a multiple of the real-image floor."
+    floor = df.iloc[0]
+    t = df.assign(fid_x_floor=df.fid / max(floor.fid, 1e-9))   # KID is unbiased, can be <= 0: no ratio
+    cols = ['accuracy', 'fid', 'fid_x_floor', 'kid', 'precision', 'recall']
+    head = (f"{df.attrs.get('n', '?')} images per row, {len(df.attrs.get('classes', []))} species, {df.attrs.get('source', '')}; "
+            f"judge {df.attrs.get('judge_accuracy', float('nan')):.1%} accurate on held-out real images (chance "
+            f"{1 / max(len(df.attrs.get('classes', [])), 1):.1%})")
+    return head + '\n' + t[cols].to_string(float_format=lambda v: f'{v:.3f}')
