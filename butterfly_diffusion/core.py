@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7bf80a70
 from __future__ import annotations
-import os, random, dataclasses
+import os, math, numbers, random, dataclasses
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['PRESETS', 'Config', 'in_test', 'default_preset', 'get_config', 'get_device', 'seed_everything', 'to_image_range',
-           'image_grid', 'show_images']
+__all__ = ['MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'Config', 'check_config', 'in_test', 'default_preset', 'get_config',
+           'available_devices', 'get_device', 'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything',
+           'to_image_range', 'image_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
 @dataclass
@@ -57,14 +58,7 @@ class Config:
 
     def __post_init__(self):
         self.channel_mults, self.attn_resolutions = tuple(self.channel_mults), tuple(self.attn_resolutions)
-        if self.image_size % 2 ** (len(self.channel_mults) - 1):
-            raise ValueError(f'image_size={self.image_size} cannot be halved {len(self.channel_mults) - 1} times '
-                             f'(one per extra level in channel_mults={self.channel_mults}); '
-                             f'use a multiple of {2 ** (len(self.channel_mults) - 1)} or fewer levels.')
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise ValueError(f'need 0 < beta_start < beta_end < 1, got {self.beta_start} and {self.beta_end}.')
-        if not self.guidance_temperature > 0:
-            raise ValueError(f'guidance_temperature must be > 0 (1: plain log p), got {self.guidance_temperature}.')
+        check_config(self)
 
     def to_dict(self) -> dict:
         "Plain types only, so it can be saved in a `weights_only` checkpoint."
@@ -75,6 +69,44 @@ class Config:
         "Rebuild a config saved with `to_dict`, ignoring keys this version does not know."
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+# %% ../nbs/00_core.ipynb #5bc451e7
+def _whole(v, lo: int = 1) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo
+def _real(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+MAX_GUIDANCE_SCALE = 1000.0   # |s| beyond this only saturates every pixel: a typo, not a setting
+
+CONFIG_RANGES = {  # field: (the test, the range in words)
+    **{k: (_whole, 'a whole number >= 1') for k in ('image_size', 'n_per_class', 'base_filters', 'num_res_blocks',
+       'num_heads', 'time_dim', 'timesteps', 'batch_size', 'steps', 'checkpoint_every', 'log_every', 'sample_steps',
+       'samples_per_class')},
+    'num_classes': (lambda v: _whole(v, 2), 'a whole number >= 2 (guidance needs species to choose between)'),
+    'channel_mults': (lambda v: len(v) > 0 and all(map(_whole, v)), 'one or more whole numbers >= 1'),
+    'attn_resolutions': (lambda v: all(map(_whole, v)), 'whole numbers >= 1 (feature-map sides)'),
+    'dropout': (lambda v: _real(v) and 0 <= v < 1, 'a number in [0, 1)'),
+    'lr': (lambda v: _real(v) and 0 < v <= 1, 'a finite number in (0, 1]; Adam rates are usually 1e-5 to 1e-2'),
+    'lr_decay_to': (lambda v: _real(v) and 0 <= v <= 1, 'a fraction in [0, 1]'),
+    'ema_decay': (lambda v: _real(v) and 0 <= v < 1, 'a number in [0, 1), e.g. 0.999'),
+    'num_workers': (lambda v: _whole(v, 0), 'a whole number >= 0'),
+    'sample_eta': (lambda v: _real(v) and 0 <= v <= 1, 'a number in [0, 1]'),
+    'guidance_scale': (lambda v: _real(v) and abs(v) <= MAX_GUIDANCE_SCALE, f'a finite number, |s| <= {MAX_GUIDANCE_SCALE:g}'),
+    'guidance_t_max': (lambda v: _whole(v, 0), 'a whole number >= 0'),
+    'guidance_temperature': (lambda v: _real(v) and v > 0, 'a finite number > 0 (1: plain log p)'),
+    'seed': (lambda v: _whole(v, 0), 'a whole number >= 0'),
+}
+
+def check_config(cfg) -> None:
+    "Raise one `ValueError` listing every field of `cfg` outside its range (`CONFIG_RANGES`) and what it must be."
+    bad = [f'{k}={getattr(cfg, k)!r} (must be {why})' for k, (ok, why) in CONFIG_RANGES.items()
+           if hasattr(cfg, k) and not ok(getattr(cfg, k))]
+    if not bad and cfg.image_size % 2 ** (len(cfg.channel_mults) - 1):
+        bad.append(f'image_size={cfg.image_size} (cannot be halved {len(cfg.channel_mults) - 1} times, one per extra '
+                   f'level in channel_mults={cfg.channel_mults}: use a multiple of {2 ** (len(cfg.channel_mults) - 1)})')
+    if not bad and not 0 < cfg.beta_start < cfg.beta_end < 1:
+        bad.append(f'beta_start={cfg.beta_start}, beta_end={cfg.beta_end} (need 0 < beta_start < beta_end < 1)')
+    if not bad and cfg.sample_steps > cfg.timesteps:
+        bad.append(f'sample_steps={cfg.sample_steps} (at most timesteps={cfg.timesteps})')
+    if bad: raise ValueError(f'Config {cfg.name!r}: {"; ".join(bad)}. Fix these fields (or the overrides that set them).')
 
 # %% ../nbs/00_core.ipynb #f818f599
 PRESETS = {
@@ -109,12 +141,61 @@ def get_config(name: str | None = None,  # preset name: 'tiny', 'demo' or 'seed'
     return replace(PRESETS[name], **overrides)
 
 # %% ../nbs/00_core.ipynb #a70f46df
+def available_devices() -> list[str]:
+    "The devices torch can use here, e.g. `['cuda:0 (NVIDIA H200)', 'cpu']`."
+    cuda = [f'cuda:{i} ({torch.cuda.get_device_name(i)})' for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    mps = ['mps'] if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available() else []
+    return cuda + mps + ['cpu']
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    "The device to use: `device` if given, else CUDA, then Apple MPS, then CPU."
-    if device is not None: return torch.device(device)
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    "The device to use: `device` if given (and there), else CUDA, then Apple MPS, then CPU."
+    if device is None:
+        if torch.cuda.is_available(): return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+        return torch.device('cpu')
+    here = ', '.join(available_devices())
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f'Unknown device {device!r}: use one of the devices here ({here}), or leave it out.') from None
+    missing = ((d.type == 'cuda' and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()))
+               or (d.type == 'mps' and 'mps' not in here))
+    if missing:
+        why = ' (this PyTorch was built without CUDA)' if d.type == 'cuda' and torch.version.cuda is None else ''
+        raise ValueError(f'Device {str(d)!r} is not available here{why}; the devices here are: {here}. '
+                         'Pass one of them (e.g. --device cpu), or leave it out to use the best one.')
+    return d
+
+# %% ../nbs/00_core.ipynb #661010d2
+def check_counts(**counts) -> None:
+    "Raise one `ValueError` naming every count that is given (not None) but not a whole number >= 1."
+    bad = [f'{k}={v!r}' for k, v in counts.items() if v is not None and not _whole(v)]
+    if bad: raise ValueError(f'{", ".join(bad)}: a count must be a whole number >= 1 (leave it out for the default).')
+
+def check_guidance(scale: float | None = None,       # classifier-guidance scale s; None: the default
+                   temperature: float | None = None  # classifier temperature τ; None: the default
+                  ) -> None:
+    "Raise a `ValueError` for a NaN, infinite or absurd guidance scale or temperature."
+    if scale is not None and not (_real(scale) and abs(scale) <= MAX_GUIDANCE_SCALE):
+        raise ValueError(f'guidance scale {scale!r} makes no sense: use a finite number with |s| <= '
+                         f'{MAX_GUIDANCE_SCALE:g} (0: unguided; the presets use 4).')
+    if temperature is not None and not (_real(temperature) and temperature > 0):
+        raise ValueError(f'guidance temperature {temperature!r} makes no sense: use a finite number > 0 (1: plain log p).')
+
+# %% ../nbs/00_core.ipynb #9ea3d578
+def check_writable_dir(path,                         # a folder, made later if it does not exist yet
+                       what: str = 'output folder'   # what it is, for the message (e.g. '--out')
+                      ) -> Path:
+    "`path` as a `Path`, after checking that it is, or can be made as, a folder you can write to; creates nothing."
+    path = Path(path).expanduser()
+    p = path
+    while not p.exists() and p != p.parent: p = p.parent            # the deepest part that is already there
+    if not p.is_dir():
+        raise NotADirectoryError(f'The {what} {path} cannot be made: {p} is a file, not a folder. Choose another '
+                                 'folder, or move the file away.')
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise PermissionError(f'The {what} {path} is not writable ({p} does not let you write in it). Choose a '
+                              'folder you can write to, or change its permissions.')
+    return path
 
 # %% ../nbs/00_core.ipynb #903566bb
 def seed_everything(seed: int = 0) -> torch.Generator:
