@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, math, time, tempfile, contextlib, signal, threading
+import os, math, time, hashlib, secrets, tempfile, warnings, contextlib, signal, threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import torch
@@ -13,16 +13,18 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
 
-from .core import Config, get_config, get_device, seed_everything
+from .core import Config, get_config, get_device, seed_everything, check_counts, check_writable_dir
 from .data import get_data, ButterflyData
 from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['COMPILE_OPTIONS', 'noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state', 'train_step',
-           'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'save_checkpoint', 'read_checkpoint',
-           'load_models', 'ema_weights', 'restore_state', 'batches', 'train_loader', 'check_compatible', 'stop_signals',
-           'lr_at', 'set_lr', 'log', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
+__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state',
+           'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'NonFiniteError',
+           'save_checkpoint', 'remove_stale_temp', 'read_checkpoint', 'load_models', 'ema_weights', 'data_fingerprint',
+           'run_identity', 'check_resumable', 'restore_state', 'batches', 'train_loader', 'check_compatible',
+           'prepare_out', 'stop_signals', 'lr_at', 'set_lr', 'log', 'run_steps', 'TrainResult',
+           'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -71,6 +73,7 @@ class TrainState:
     compiled: tuple | None = None           # `torch.compile`d (model_0, model_1) for `train_step`; see below
     history: dict = field(default_factory=lambda: {'step': [], 'seconds': [], 'loss_0': [], 'loss_1': [], 'acc': [],
                                                    'acc_by_t': []})
+    run: dict = field(default_factory=dict)  # what defines the run (`run_identity`), checked when it is resumed
 
 def make_state(model_0, model_1, cfg: Config, classes: list, device: torch.device) -> TrainState:
     "Optimizers (fused Adam on CUDA), EMA copy and noise generator for a fresh run."
@@ -156,22 +159,36 @@ def accuracy_by_t(classifier: torch.nn.Module,  # the noisy classifier
     return (hits / n).tolist()
 
 # %% ../nbs/07_training.ipynb #4fcb3c08
+class NonFiniteError(FloatingPointError):
+    "Training produced a NaN or infinite loss or weight; that state was not saved."
+
 def save_checkpoint(s: TrainState, path: str | Path) -> Path:
-    "Write the whole training state to `path` atomically (temporary file, then rename)."
+    "Write the whole training state to `path` atomically (temporary file, then rename); never a non-finite one."
+    nets = {'model_0': s.model_0, 'model_1': s.model_1}
+    bad = [n for n, m in nets.items() if not torch.stack([torch.isfinite(p).all() for p in m.parameters()]).all()]
+    if bad: raise NonFiniteError(f'The weights of {" and ".join(bad)} are NaN or infinite at step {s.step}: not saved, so '
+                                 f'{path} keeps the last finite checkpoint. Lower the learning rate and resume from it.')
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = dict(step=s.step, config=s.cfg.to_dict(), classes=s.classes,
+    ckpt = dict(step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run,
                 model_0_config=dict(s.model_0.config), model_1_config=dict(s.model_1.config),
                 model_0=s.model_0.state_dict(), model_1=s.model_1.state_dict(), ema=s.ema.state_dict(),
                 opt_0=s.opt_0.state_dict(), opt_1=s.opt_1.state_dict(), history=s.history,
                 rng=dict(torch=torch.get_rng_state() if s.rng_state is None else s.rng_state, generator=s.generator.get_state(),
                          cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
     try:
-        with os.fdopen(fd, 'wb') as f: torch.save(ckpt, f)
+        with open(tmp, 'xb') as f:           # a new file, with the umask's permissions
+            torch.save(ckpt, f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True); raise
     return path
+
+def remove_stale_temp(folder: Path) -> list[Path]:
+    "Delete the temporary checkpoint files a killed run left in `folder`; return them."
+    stale = sorted(Path(folder).glob('*.pt.*.tmp'))
+    for f in stale: f.unlink(missing_ok=True)
+    return stale
 
 # %% ../nbs/07_training.ipynb #9907c4c4
 def read_checkpoint(path: str | Path) -> dict:
@@ -181,9 +198,19 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f'No checkpoint at {path}. Train one first, e.g. `butterfly-diffusion train '
                                 f'--preset demo --out {path.parent}` or `train_classifier_guidance(..., out=...)`.')
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    missing = {'model_0', 'model_1', 'ema', 'config', 'classes'} - set(ckpt)
-    if missing: raise ValueError(f'{path} is not a butterfly_diffusion checkpoint (no {", ".join(sorted(missing))}).')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)    # torch's remarks on foreign pickles
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:       # torch's own message would suggest weights_only=False: never do that with such a file
+        what = ('is empty (0 bytes)' if path.stat().st_size == 0 else 'holds objects other than tensors, so it was not '
+                'written by butterfly_diffusion (and is not unpickled: that could run code)'
+                if 'npickl' in type(e).__name__ else 'is truncated, or not a PyTorch checkpoint')
+        raise ValueError(f'Cannot read the checkpoint {path} ({type(e).__name__}): the file {what}. Use another '
+                         'checkpoint, or delete this one and train again.') from None
+    missing = {'model_0', 'model_1', 'ema', 'config', 'classes'} - set(ckpt if isinstance(ckpt, dict) else ())
+    if missing: raise ValueError(f'{path} is not a butterfly_diffusion checkpoint (no {", ".join(sorted(missing))}): '
+                                 'use one written by train_classifier_guidance.')
     return ckpt
 
 def load_models(path: str | Path, device=None, ema: bool = True):
@@ -198,6 +225,38 @@ def ema_weights(ema_state: dict) -> dict:
     "The wrapped model's weights from an `AveragedModel` state dict."
     return {k[len('module.'):]: v for k, v in ema_state.items() if k.startswith('module.')}
 
+# %% ../nbs/07_training.ipynb #426c198f
+RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay')
+RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total'}
+
+def data_fingerprint(data: ButterflyData) -> dict:
+    "The training set's identity: class list, image count and a hash of its file list (of its recipe if it has no files)."
+    ds = data.train_ds
+    if getattr(ds, 'files', None) is not None: items = [f'{data.classes[y]}/{Path(f).name}' for f, y in zip(ds.files, ds.targets)]
+    else: items = [type(ds).__name__] + [f'{k}={getattr(ds, k)}' for k in ('n_per_class', 'seed', 'first_index') if hasattr(ds, k)]
+    return dict(classes=list(data.classes), images=len(ds), files_sha256=hashlib.sha256('\n'.join(items).encode()).hexdigest())
+
+def run_identity(cfg: Config, data: ButterflyData, steps: int, p_uncond: float) -> dict:
+    "What defines a run, as recorded in its checkpoints: the data's fingerprint, `RUN_FIELDS` of `cfg`, label dropout, budget."
+    return dict(**data_fingerprint(data), **{k: getattr(cfg, k) for k in RUN_FIELDS}, p_uncond=p_uncond, steps=steps)
+
+# %% ../nbs/07_training.ipynb #83f507be
+def _show(v): return f'{len(v)} classes {v[:3]}{"..." if len(v) > 3 else ""}' if isinstance(v, list) else repr(v)
+
+def check_resumable(ckpt: dict, now: dict) -> None:
+    "Raise a `ValueError` listing how the run `now` differs from the checkpoint's, unless only `RESUMABLE` keys do."
+    recorded = ckpt.get('run') or {**{k: ckpt['config'].get(k) for k in RUN_FIELDS}, 'classes': ckpt['classes']}
+    diff = [k for k in now if k in recorded and recorded[k] != now[k]]      # older checkpoints record less
+    fixed = [k for k in diff if k not in RESUMABLE]
+    if fixed:
+        raise ValueError(f'Cannot resume: this run differs from the checkpoint\'s in what defines it — '
+                         + '; '.join(f'{k}: {_show(recorded[k])} in the checkpoint, {_show(now[k])} now' for k in fixed)
+                         + '. Resume with the checkpoint\'s data and settings, or start a new run (another --out folder, '
+                         f'or --overwrite to replace it). Only {", ".join(RESUMABLE)} may change on purpose when resuming.')
+    if 'steps' in diff and now.get('lr_decay_to', 1) < 1:
+        warnings.warn(f'Resuming with steps={now["steps"]} instead of {recorded["steps"]}: the learning-rate cosine '
+                      f'(lr_decay_to={now["lr_decay_to"]}) now spans {now["steps"]} steps from here on.')
+
 # %% ../nbs/07_training.ipynb #3b235d0c
 def restore_state(s: TrainState, ckpt: dict):
     "Load a checkpoint's weights, optimizers, EMA, step, RNG states and history into `s`."
@@ -207,6 +266,7 @@ def restore_state(s: TrainState, ckpt: dict):
             diff = {k: (got.get(k), want.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
             raise ValueError(f'The checkpoint was made for a different {name} (checkpoint vs now: {diff}). '
                              f'Build the models with the checkpoint\'s settings, or train into a new --out folder.')
+    check_resumable(ckpt, s.run)
     s.model_0.load_state_dict(ckpt['model_0']); s.model_1.load_state_dict(ckpt['model_1'])
     s.ema.load_state_dict(ckpt['ema'])
     s.opt_0.load_state_dict(ckpt['opt_0']); s.opt_1.load_state_dict(ckpt['opt_1'])
@@ -251,6 +311,23 @@ def check_compatible(model_0, model_1, num_classes: int, data: ButterflyData, im
             raise ValueError(f'{name} was built for {m.config["image_size"]}px images but the data is {image_size}px: build it '
                              f'with image_size={image_size}, or use a preset whose image_size is {m.config["image_size"]}.')
 
+# %% ../nbs/07_training.ipynb #81c6cb36
+def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
+                resume: bool | str | Path,  # as in `train_classifier_guidance`
+                overwrite: bool = False   # start again over a checkpoint in `out`
+               ) -> Path | None:
+    "Check the checkpoint folder before any work; then delete what a killed run left there half-written."
+    if out is None: return None
+    out = check_writable_dir(out, 'checkpoint folder (out, --out)')
+    if resume and overwrite:
+        raise ValueError('resume and overwrite exclude each other: resume continues the run in the folder, overwrite '
+                         'starts a new one over it. Pass one of them.')
+    if (out / 'last.pt').exists() and not resume and not overwrite:
+        raise FileExistsError(f'{out / "last.pt"} already holds a training run. Continue it with resume=True (--resume), '
+                              'start again over it with overwrite=True (--overwrite), or train into another folder.')
+    if out.is_dir(): remove_stale_temp(out)
+    return out
+
 # %% ../nbs/07_training.ipynb #df86a28b
 class stop_signals:
     "Context manager: while active, SIGINT/SIGTERM set `.requested` instead of interrupting (main thread only)."
@@ -277,7 +354,12 @@ def set_lr(s: TrainState, lr: float):
 # %% ../nbs/07_training.ipynb #5ad509a0
 def log(s: TrainState, meter: Meter, bar, seconds: float):
     "Append the meter's readings (and the training time so far) to the history; show them on the progress bar."
-    r = meter.read()
+    r, last = meter.read(), (s.history['step'] or [0])[-1]
+    if not (math.isfinite(r['loss_0']) and math.isfinite(r['loss_1'])):
+        raise NonFiniteError(f'Training diverged: a loss became NaN or infinite between steps {last + 1} and {s.step} '
+                             f'(diffusion MSE {r["loss_0"]}, classifier cross-entropy {r["loss_1"]}). Nothing of it is '
+                             f'saved; the last checkpoint is the last finite state. Lower the learning rate '
+                             f'(lr={s.cfg.lr}) and resume, or start again.')
     for k in ('loss_0', 'loss_1', 'acc', 'acc_by_t'): s.history[k].append(r[k])
     s.history['step'].append(s.step); s.history['seconds'].append(seconds)
     bar.set_postfix(mse=f"{r['loss_0']:.4f}", ce=f"{r['loss_1']:.3f}", acc=f"{r['acc']:.0%}",
@@ -302,6 +384,7 @@ def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None,
                 if s.step % cfg.log_every == 0 or s.step == steps: log(s, meter, bar, time.time() - t0)
                 if out and s.step % cfg.checkpoint_every == 0: save_checkpoint(s, out / 'last.pt')
         if stop.requested: raise KeyboardInterrupt(f'{stop.requested} received: stopped after step {s.step}')
+    except NonFiniteError: raise                 # a diverged state is never saved
     except BaseException:
         if out and s.step and not in_step:
             save_checkpoint(s, out / 'last.pt')
@@ -333,14 +416,19 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               epochs: float | None = None,  # or a budget in passes over the training set
                               out: str | Path | None = 'checkpoints',  # checkpoint folder (None: no checkpoints)
                               resume: bool | str | Path = False,  # True: continue from out/last.pt; or a path
+                              overwrite: bool = False,    # start a new run over a checkpoint already in `out`
                               device=None,                # default: the models' device
                               compile: bool | None = None,  # torch.compile both models; None: on CUDA only
                               p_uncond: float = 0.1,      # label dropout when model_0 is class-conditional
                               progress: bool = True,      # show a tqdm progress bar
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
     "Train the diffusion model and the noisy classifier together on one stream of noisy batches."
+    out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
     cfg = get_config('seed', image_size=model_0.config['image_size'], num_classes=num_classes) if cfg is None else cfg
     cfg = replace(cfg, num_classes=num_classes, **overrides)
+    check_counts(steps=steps)
+    if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f'epochs={epochs!r}: must be a finite number > 0 (or leave it out for cfg.steps).')
     device = get_device(device or next(model_0.parameters()).device)
     data = data if isinstance(data, ButterflyData) else get_data(
         data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
@@ -348,10 +436,12 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
     for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
     s = make_state(model_0, model_1, cfg, data.classes, device)
-    out = Path(out) if out else None
-    if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
     dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, device)
-    steps = steps or (math.ceil(epochs * len(dl)) if epochs else cfg.steps)
+    steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
+    s.run = run_identity(cfg, data, steps, p_uncond)
+    if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
+    if s.step > steps: raise ValueError(f'The checkpoint is at step {s.step}, past steps={steps}: ask for steps >= {s.step} '
+                                        'to continue it, or load it with load_models to use it as it is.')
     if compile or (compile is None and device.type == 'cuda'): compile_models(s)
     schedule = NoiseSchedule.from_config(cfg).to(device)
     run_steps(s, schedule, batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond)
