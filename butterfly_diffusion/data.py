@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #b099bcdb
 from __future__ import annotations
-import colorsys, math, random
+import colorsys, csv, math, random
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 from torch.utils.data import Dataset, DataLoader
 from torchvision.transforms import RandomHorizontalFlip
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['WING_COLOURS', 'ACCENT_COLOURS', 'PATTERNS', 'SHAPES', 'WING_TEMPLATES', 'PATTERN_OPS', 'MAX_CACHE_MB',
@@ -21,8 +22,9 @@ __all__ = ['WING_COLOURS', 'ACCENT_COLOURS', 'PATTERNS', 'SHAPES', 'WING_TEMPLAT
            'patched', 'Species', 'species_traits', 'Pose', 'random_pose', 'pose_maps', 'to_pixels', 'draw_background',
            'draw_ops', 'draw_wings', 'draw_body', 'apply_lighting', 'draw_butterfly', 'image_to_uint8',
            'uint8_to_float', 'CachedImageDataset', 'SyntheticButterflies', 'to_rgb', 'ImageReadError', 'load_image',
-           'ImageListDataset', 'read_csv_layout', 'read_class_folders', 'list_images', 'make_example_dataset',
-           'stratified_split', 'ButterflyData', 'get_data', 'get_data_from_config']
+           'check_images', 'ImageListDataset', 'read_csv_layout', 'read_class_folders', 'find_csv', 'check_labels',
+           'list_images', 'make_example_dataset', 'stratified_split', 'ButterflyData', 'get_data',
+           'get_data_from_config']
 
 # %% ../nbs/01_data.ipynb #3ca65d6a
 WING_COLOURS = {'crimson': (200, 24, 44), 'sky-blue': (96, 184, 244), 'golden': (250, 204, 36),
@@ -408,6 +410,9 @@ def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
 class ImageReadError(ValueError):
     "An image file that cannot be decoded."
 
+def _too_large(path, e) -> str:
+    return (f'{path} is too large for PIL ({e}): shrink it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file')
+
 def load_image(path,      # the image file
                size: int  # side of the square result
               ) -> torch.Tensor:
@@ -416,10 +421,29 @@ def load_image(path,      # the image file
         with Image.open(path) as img:
             img.draft('RGB', (size, size))
             img = ImageOps.fit(to_rgb(img), (size, size), method=Image.Resampling.BICUBIC)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e: raise ImageReadError(f'Cannot read image {_too_large(path, e)}.') from e
+    except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f'Cannot read image {path}: {e}. The file is truncated, corrupt or not an image: replace '
                              f'or delete it (and its row in the CSV, if it has one), then run again.') from e
     return image_to_uint8(img)
+
+# %% ../nbs/01_data.ipynb #d2168db8
+def check_images(files: list,            # image paths
+                 size: int = 32,         # decode at about this size (JPEG drafts make that fast)
+                 progress: bool | None = None  # a progress bar; None: for 1000 files or more
+                ) -> None:
+    "Open and decode every image once; raise one `ImageReadError` listing all the files that cannot be read."
+    bad = []
+    for f in tqdm(files, desc='checking images', unit='image', leave=False,
+                  disable=not (len(files) >= 1000 if progress is None else progress)):
+        try:
+            with Image.open(f) as img: img.draft('RGB', (size, size)); img.load()
+        except Image.DecompressionBombError as e: bad.append(_too_large(f, e))
+        except (OSError, SyntaxError, ValueError) as e: bad.append(f'{f} ({e})')
+    if bad:
+        raise ImageReadError(f'{len(bad)} of the {len(files)} images cannot be read (truncated, corrupt, not images or too '
+                             f'large): {"; ".join(bad)}. Replace or delete them (and their rows in the CSV, if it has '
+                             'one), then run again.')
 
 # %% ../nbs/01_data.ipynb #bb8934a9
 class ImageListDataset(CachedImageDataset):
@@ -446,27 +470,32 @@ def read_csv_layout(csv_path,        # a CSV with `filename` and `label` columns
     "Image files and their species names from a Kaggle-style CSV."
     import pandas as pd
     csv_path = Path(csv_path)
-    try: df = pd.read_csv(csv_path, dtype=str)
+    try: df = pd.read_csv(csv_path, dtype=str, encoding='utf-8')
     except pd.errors.EmptyDataError: raise ValueError(f'{csv_path} is empty: it needs a `filename,label` header and '
                                                       'a row per image.') from None
+    except UnicodeDecodeError as e: raise ValueError(f'{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): open '
+                                                     'it and save it as UTF-8 (in Excel: "CSV UTF-8"), then run again.') from None
     cols = {str(c).strip().lower(): c for c in df.columns}
     if not {'filename', 'label'} <= set(cols):
         raise ValueError(f"{csv_path} has columns {list(df.columns)} but needs 'filename' and 'label' (the file name of each "
                          "image in the image folder, and its species). Rename the columns, or point at the right CSV.")
     df = df[[cols['filename'], cols['label']]].set_axis(['filename', 'label'], axis=1)
     if df.empty: raise ValueError(f'{csv_path} lists no images: the dataset is empty. Add a row per image.')
-    if df.isna().any(axis=None):
-        rows = (df.index[df.isna().any(axis=1)] + 2).tolist()                        # +2: header, 1-based
-        raise ValueError(f'{csv_path}: line(s) {rows[:5]} lack a filename or a label. Fill them in or delete them.')
+    df = df.apply(lambda col: col.str.strip())
+    blank = df.isna() | (df == '')
+    if blank.any(axis=None):
+        rows = (df.index[blank.any(axis=1)] + 2).tolist()                            # +2: header, 1-based
+        raise ValueError(f'{csv_path}: line(s) {rows[:10]}{" ..." if len(rows) > 10 else ""} lack a filename or a label '
+                         '(or have only spaces). Fill them in or delete them.')
     image_dir = Path(image_dir) if image_dir else csv_path.parent / 'train'
     if not image_dir.is_dir(): image_dir = csv_path.parent
-    files = [image_dir / f.strip() for f in df.filename]
+    files = [image_dir / f for f in df.filename]
     absent = [f.name for f in files if not f.is_file()]
     if absent:
         raise FileNotFoundError(f'{len(absent)} of the {len(files)} images listed in {csv_path} are not in {image_dir}: '
                                 f'{", ".join(absent[:5])}{", ..." if len(absent) > 5 else ""}. Put them there (the Kaggle '
                                 'layout has them in train/ beside the CSV), pass image_dir=, or delete their rows.')
-    return files, [l.strip() for l in df.label]
+    return files, list(df.label)
 
 # %% ../nbs/01_data.ipynb #d52bf694
 def read_class_folders(root  # a folder with one sub-folder of images per species
@@ -486,18 +515,48 @@ def read_class_folders(root  # a folder with one sub-folder of images per specie
         files += found; labels += [d.name] * len(found)
     return files, labels
 
-def list_images(path  # a CSV file, a folder holding Training_set.csv, or a folder of class folders
+# %% ../nbs/01_data.ipynb #af3cf801
+def _columns(csv_path: Path) -> set:
+    with open(csv_path, encoding='utf-8', errors='replace') as f: header = next(csv.reader(f), [])
+    return {c.strip().lstrip('\ufeff').lower() for c in header}
+
+def find_csv(folder: Path) -> Path | None:
+    "The folder's CSV-layout file: `Training_set.csv`, else the one CSV in it with `filename` and `label` columns."
+    if (folder / 'Training_set.csv').is_file(): return folder / 'Training_set.csv'
+    fits = [f for f in sorted(folder.iterdir()) if f.suffix.lower() == '.csv' and f.is_file()
+            and {'filename', 'label'} <= _columns(f)]
+    if len(fits) > 1:
+        raise ValueError(f'{folder} holds {len(fits)} CSVs with filename,label columns ({", ".join(f.name for f in fits)}): '
+                         f'pass the one to use, e.g. {fits[0]}.')
+    return fits[0] if fits else None
+
+def check_labels(labels: list[str], source) -> None:
+    "Raise if `labels` spell one species two ways (differing only in case or spacing), or name fewer than 2 species."
+    spellings = {}
+    for l in dict.fromkeys(labels): spellings.setdefault(' '.join(l.split()).casefold(), []).append(l)
+    twins = [' and '.join(map(repr, v)) for v in spellings.values() if len(v) > 1]
+    if twins: raise ValueError(f'{source}: labels that differ only in case or spacing would be different species: '
+                               f'{"; ".join(twins)}. Spell each species one way (rename the labels or folders).')
+    if len(spellings) < 2:
+        raise ValueError(f'{source} holds {len(spellings)} species ({", ".join(map(repr, spellings)) or "none"}); guidance '
+                         'needs at least 2 to choose between. Add images of other species (class folders, or a CSV '
+                         'with filename,label columns).')
+
+# %% ../nbs/01_data.ipynb #fd4d329a
+def list_images(path  # a CSV file, a folder holding one CSV with filename,label columns, or a folder of class folders
                ) -> tuple[list[Path], list[str]]:
-    "Image files and species names found at `path`, in whichever of the two layouts it uses."
+    "Image files and species names found at `path`, in whichever of the two layouts it uses; labels checked."
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f'{path} does not exist. Pass the dataset folder (class folders, or one holding '
                                 'Training_set.csv and train/), its CSV, or path=None for the built-in butterflies.')
     if path.is_file():
         if path.suffix.lower() != '.csv': raise ValueError(f'{path} is a file but not a CSV: pass a CSV or a folder.')
-        return read_csv_layout(path)
-    if (path / 'Training_set.csv').is_file(): return read_csv_layout(path / 'Training_set.csv')
-    return read_class_folders(path)
+        csv_path = path
+    else: csv_path = find_csv(path)
+    files, labels = read_csv_layout(csv_path) if csv_path else read_class_folders(path)
+    check_labels(labels, csv_path or path)
+    return files, labels
 
 # %% ../nbs/01_data.ipynb #6f6316c7
 _EXAMPLE_FORMATS = [('RGB', 'jpg', (56, 40)), ('RGBA', 'png', (40, 40)), ('L', 'jpeg', (33, 47)),
@@ -569,8 +628,9 @@ def _synthetic_datasets(num_classes, image_size, n_per_class, val_fraction, seed
     valid = SyntheticButterflies(num_classes, image_size, n_val, seed, VALID_FIRST_INDEX) if n_val else None
     return train, valid
 
-def _real_datasets(path, image_size, num_classes, val_fraction, seed, transform):
+def _real_datasets(path, image_size, num_classes, val_fraction, seed, transform, verify=True):
     files, names = list_images(path)
+    if verify: check_images(files, image_size)
     classes = sorted(set(names))
     if num_classes is not None and num_classes != len(classes):
         raise ValueError(f'{path} holds {len(classes)} species but num_classes={num_classes}: pass '
@@ -590,14 +650,15 @@ def get_data(path=None,                # None: the built-in synthetic butterflie
              num_workers: int = 0,     # DataLoader worker processes
              seed: int = 0,            # same seed, same species, split and shuffling
              n_per_class: int = 500,   # synthetic training pictures per species (ignored with a path)
-             flip: bool = True         # random horizontal flips of training images
+             flip: bool = True,        # random horizontal flips of training images
+             verify: bool = True       # open every image of `path` once first, listing all that cannot be read
             ) -> ButterflyData:
     "Train/validation datasets and DataLoaders for the built-in butterflies (`path=None`) or the images at `path`."
     if not 0 <= val_fraction < 1: raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}.')
     transform = RandomHorizontalFlip() if flip else None
     if path is None: train_ds, valid_ds = _synthetic_datasets(10 if num_classes is None else num_classes, image_size,
                                                               n_per_class, val_fraction, seed, transform)
-    else: train_ds, valid_ds = _real_datasets(path, image_size, num_classes, val_fraction, seed, transform)
+    else: train_ds, valid_ds = _real_datasets(path, image_size, num_classes, val_fraction, seed, transform, verify)
     kw = dict(batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
     train_dl = DataLoader(train_ds, shuffle=True, drop_last=len(train_ds) > batch_size,
                           generator=torch.Generator().manual_seed(seed), **kw)
