@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
 from .core import Config, get_config, get_device, show_images, image_grid
+from .core import check_counts, check_guidance, check_writable_dir
 from .scheduler import NoiseSchedule
 from .training import load_models, autocast
 
@@ -77,6 +78,7 @@ def sample(model: torch.nn.Module,          # diffusion model (EMA weights), eva
            progress: bool = False           # show a progress bar over the steps
           ):
     "Generate one image per entry of `y`; return `(images, trajectory)` with images in [-1, 1]."
+    check_guidance(scale, temperature)
     device = next(model.parameters()).device
     size = image_size or model.config['image_size']
     if x_T is None: x_T = torch.randn((len(y), 3, size, size), generator=generator, device=generator.device if generator else device)
@@ -128,6 +130,8 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
                              out: str | Path = 'conditional-sampling',  # folder for the PNG grids
                              seed: int = 0, device=None) -> dict:
     "Sample `n_per_class` guided images of each species; save a grid per species and an overview; return them."
+    check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature)
+    check_writable_dir(out, 'sample folder (out, --out)')     # before any work, not after sampling
     model_0, model_1, cfg, classes = models or load_models(find_checkpoint(checkpoint), device)
     species = list(range(NUM_CLASSES)) if species is None else list(species)
     bad = [s for s in species if not 0 <= s < len(classes)]
@@ -145,6 +149,9 @@ def slug(name: str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).stri
 
 def save_grids(x: torch.Tensor, species: list[int], classes: list[str], n: int, out: Path, display: bool) -> dict:
     "Save one PNG per species and a labelled overview (rows: species); return paths and images."
+    if not torch.isfinite(x).all():   # never a NaN sample written as a black image
+        raise FloatingPointError(f'Some samples have NaN or infinite pixels, so nothing was written to {out}: the '
+                                 'checkpoint\'s weights or the guidance settings are broken.')
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for i, s in enumerate(species):
