@@ -4,20 +4,20 @@
 
 # %% ../nbs/11_cli.ipynb #6e36bc72
 from __future__ import annotations
-import sys, time
+import sys, time, traceback
 import torch
 from pathlib import Path
 from fastcore.script import anno_parser, store_true, Param
 
-from .core import get_config, get_device, seed_everything
+from .core import get_config, get_device, seed_everything, check_counts, check_guidance, check_writable_dir
 from .data import list_images
 from .unet import UNet, UNet_classifier
-from .training import train_classifier_guidance, load_models, read_checkpoint
+from .training import train_classifier_guidance, load_models, read_checkpoint, prepare_out
 from .guidance import generate_and_save_images, find_checkpoint, guidance_settings
 from .scheduler import NoiseSchedule
 
 # %% auto #0
-__all__ = ['COMMANDS', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
 
 # %% ../nbs/11_cli.ipynb #c72cec93
 def train(preset: Param('tiny, demo or seed', str) = 'demo',
@@ -25,22 +25,25 @@ def train(preset: Param('tiny, demo or seed', str) = 'demo',
           steps: Param('training budget in optimizer steps (default: the preset\'s)', int) = None,
           out: Param('checkpoint folder (default: checkpoints/<preset>)', str) = None,
           resume: Param('continue from <out>/last.pt', store_true) = False,
+          overwrite: Param('start a new run over a checkpoint already in --out', store_true) = False,
           device: Param('cuda, mps or cpu (default: the best available)', str) = None,
           num_classes: Param('species (default: the preset\'s, or all classes of --data)', int) = None,
           batch_size: Param('images per step (default: the preset\'s)', int) = None,
           conditional: Param('also make the UNet class-conditional (for classifier-free guidance)', store_true) = False,
           no_compile: Param("don't torch.compile the models (compiling is the default on CUDA)", store_true) = False):
     "Train the diffusion model and the noisy classifier together; write checkpoints to --out."
-    if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
-    cfg = get_config(preset, **{k: v for k, v in dict(batch_size=batch_size, num_classes=num_classes).items() if v})
-    seed_everything(cfg.seed)
+    check_counts(steps=steps, num_classes=num_classes, batch_size=batch_size)      # 0 is an error, None the default
+    out = prepare_out(Path(out or Path('checkpoints') / preset), resume, overwrite)  # before any work
     dev = get_device(device)
+    if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
+    given = dict(batch_size=batch_size, num_classes=num_classes)
+    cfg = get_config(preset, **{k: v for k, v in given.items() if v is not None})
+    seed_everything(cfg.seed)
     model_0 = UNet.from_config(cfg, num_classes=cfg.num_classes if conditional else None).to(dev)
     model_1 = UNet_classifier.from_config(cfg).to(dev)
-    out = Path(out or Path('checkpoints') / preset)
     t0 = time.time()
     r = train_classifier_guidance(model_0, model_1, cfg.num_classes, data=data, cfg=cfg, steps=steps, out=out,
-                                  resume=resume, device=dev,
+                                  resume=resume, overwrite=overwrite, device=dev,
                                   compile=False if no_compile else None)
     h = r.history
     print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['loss_0'][-1]:.4f}, "
@@ -51,7 +54,7 @@ def train(preset: Param('tiny, demo or seed', str) = 'demo',
 
 # %% ../nbs/11_cli.ipynb #97c8a2e9
 def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest last.pt', str) = 'checkpoints',
-           num_classes: Param('draw the first N species', int) = 10,
+           num_classes: Param('draw the first N species (default: up to 10 of the checkpoint\'s)', int) = None,
            species: Param('or exactly these species indices, comma-separated', str) = None,
            n_per_class: Param('samples per species (default: the preset\'s)', int) = None,
            scale: Param('classifier-guidance scale (default: the preset\'s)', float) = None,
@@ -63,9 +66,18 @@ def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest
            device: Param('cuda, mps or cpu', str) = None):
     "Write classifier-guided sample grids per species to --out."
     import matplotlib; matplotlib.use('Agg')
-    r = generate_and_save_images(num_classes, display=False, checkpoint=checkpoint, n_per_class=n_per_class,
-                                 species=[int(s) for s in species.split(',')] if species else None, scale=scale,
-                                 temperature=temperature, method=method, steps=steps, out=out, seed=seed, device=device)
+    check_counts(num_classes=num_classes, n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature)
+    if method not in ('ddim', 'ddpm'): raise ValueError(f'--method {method!r}: use ddim (fast) or ddpm (every step).')
+    try: species = [int(s) for s in species.split(',')] if species else None
+    except ValueError: raise ValueError(f'--species {species!r}: give species indices separated by commas, e.g. 0,3,7.') from None
+    check_writable_dir(out, 'sample folder (--out)')
+    ckpt = find_checkpoint(checkpoint)
+    models = load_models(ckpt, device)
+    classes = models[3]
+    print(f'sampling from {ckpt} ({models[2].name} preset, {len(classes)} species)')
+    r = generate_and_save_images(min(10, len(classes)) if num_classes is None else num_classes, display=False,
+                                 models=models, n_per_class=n_per_class, species=species, scale=scale,
+                                 temperature=temperature, method=method, steps=steps, out=out, seed=seed)
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r
 
@@ -101,7 +113,9 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
     from butterfly_diffusion.evaluation import train_judge, accuracy, generate
     import matplotlib; matplotlib.use('Agg')
     t0, cfg = time.time(), get_config(preset)
-    steps = steps or cfg.steps
+    check_counts(steps=steps, judged=judged); check_writable_dir(out, 'checkpoint folder (--out)')
+    check_writable_dir(samples, 'sample folder (--samples)'); get_device(device)
+    steps = cfg.steps if steps is None else steps
     ckpt = Path(out) / 'last.pt'
     done = read_step(ckpt)
     if done < steps: train(preset, steps=steps, out=out, resume=done > 0, device=device)
@@ -132,16 +146,23 @@ def read_step(ckpt: Path) -> int:
 
 # %% ../nbs/11_cli.ipynb #c22ddf64
 COMMANDS = {'train': train, 'sample': sample, 'evaluate': evaluate, 'demo': demo}
+USER_ERRORS = (ValueError, OSError, FloatingPointError)   # bad input, files and folders, a run that diverged
 
 def main(argv: list[str] | None = None):
     "Entry point of the `butterfly-diffusion` console script: `butterfly-diffusion {train,sample,demo} [options]`."
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in argv
+    argv = [a for a in argv if a != '--debug']
     if not argv or argv[0] not in COMMANDS:
-        print(f'usage: butterfly-diffusion {{{",".join(COMMANDS)}}} [options]   (add --help after a command)')
+        print(f'usage: butterfly-diffusion {{{",".join(COMMANDS)}}} [options] [--debug]   (add --help after a command)')
         for name, f in COMMANDS.items(): print(f'  {name:8s} {f.__doc__}')
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     f = COMMANDS[argv[0]]
     args = anno_parser(f, prog=f'butterfly-diffusion {argv[0]}').parse_args(argv[1:]).__dict__
     args.pop('xtra', None); args.pop('pdb', None)
-    f(**args)
+    try: f(**args)
+    except USER_ERRORS as e:
+        if debug: traceback.print_exc()
+        print(f'butterfly-diffusion {argv[0]}: error: {" ".join(str(e).split())}', file=sys.stderr)
+        return 2
     return 0
