@@ -163,6 +163,6 @@ def main(argv: list[str] | None = None):
     try: f(**args)
     except USER_ERRORS as e:
         if debug: traceback.print_exc()
-        print(f'butterfly-diffusion {argv[0]}: error: {" ".join(str(e).split())}', file=sys.stderr)
+        print(f'butterfly-diffusion {argv[0]}: error: {" ".join(str(e).splitlines())}', file=sys.stderr)
         return 2
     return 0

@@ -538,7 +538,7 @@ def check_labels(labels: list[str], source) -> None:
     if twins: raise ValueError(f'{source}: labels that differ only in case or spacing would be different species: '
                                f'{"; ".join(twins)}. Spell each species one way (rename the labels or folders).')
     if len(spellings) < 2:
-        raise ValueError(f'{source} holds {len(spellings)} species ({", ".join(map(repr, spellings)) or "none"}); guidance '
+        raise ValueError(f'{source} holds {len(spellings)} species ({", ".join(repr(v[0]) for v in spellings.values()) or "none"}); guidance '
                          'needs at least 2 to choose between. Add images of other species (class folders, or a CSV '
                          'with filename,label columns).')
 
