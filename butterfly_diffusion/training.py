@@ -272,7 +272,7 @@ def restore_state(s: TrainState, ckpt: dict):
     s.opt_0.load_state_dict(ckpt['opt_0']); s.opt_1.load_state_dict(ckpt['opt_1'])
     s.step = ckpt['step']; s.history.update(ckpt['history'])
     s.generator.set_state(ckpt['rng']['generator'])
-    torch.set_rng_state(ckpt['rng']['torch'])
+    torch.set_rng_state(ckpt['rng']['torch']); s.rng_state = ckpt['rng']['torch']   # saved again as it was, if no step follows
     if ckpt['rng']['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ckpt['rng']['cuda'])
 
 # %% ../nbs/07_training.ipynb #c840ad8f
