@@ -93,6 +93,8 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
+    check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature)
+    check_writable_dir(out, 'picture folder (--out)')                    # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report
     df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, scale=scale,
