@@ -55,6 +55,7 @@ class Config:
     guidance_temperature: float = 3.0  # τ of the classifier softmax in guidance (1: plain log p; see 08_guidance)
     samples_per_class: int = 8         # images per species in `generate_and_save_images`
     seed: int = 0                      # random seed of data generation and training
+    min_snr_gamma: float | None = None # Min-SNR-γ weighting of the noise MSE (Hang et al. 2023); None: plain MSE
 
     def __post_init__(self):
         self.channel_mults, self.attn_resolutions = tuple(self.channel_mults), tuple(self.attn_resolutions)
@@ -93,6 +94,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'guidance_t_max': (lambda v: _whole(v, 0), 'a whole number >= 0'),
     'guidance_temperature': (lambda v: _real(v) and v > 0, 'a finite number > 0 (1: plain log p)'),
     'seed': (lambda v: _whole(v, 0), 'a whole number >= 0'),
+    'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
 }
 
 def check_config(cfg) -> None:

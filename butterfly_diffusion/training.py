@@ -19,11 +19,11 @@ from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'autocast', 'TrainState', 'make_state',
-           'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'NonFiniteError',
-           'save_checkpoint', 'remove_stale_temp', 'read_checkpoint', 'load_models', 'ema_weights', 'data_fingerprint',
-           'run_identity', 'check_resumable', 'restore_state', 'batches', 'train_loader', 'check_compatible',
-           'prepare_out', 'stop_signals', 'lr_at', 'set_lr', 'log', 'run_steps', 'TrainResult',
+__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'min_snr_weight', 'autocast',
+           'TrainState', 'make_state', 'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t',
+           'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'read_checkpoint', 'load_models', 'ema_weights',
+           'data_fingerprint', 'run_identity', 'check_resumable', 'restore_state', 'batches', 'train_loader',
+           'check_compatible', 'prepare_out', 'stop_signals', 'lr_at', 'set_lr', 'log', 'run_steps', 'TrainResult',
            'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
@@ -41,7 +41,8 @@ def joint_losses(model_0: UNet,            # diffusion model: predicts eps from 
                  model_1: UNet_classifier, # noisy classifier: logits from (xt, t)
                  xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, y: torch.Tensor,
                  p_uncond: float = 0.1,    # label dropout for a class-conditional `model_0`
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None,
+                 weight: torch.Tensor | None = None):  # (B,) weights of each image's noise MSE; None: the plain mean
     "MSE of `model_0`'s noise prediction and cross-entropy of `model_1` on the same noisy batch; also the logits."
     y0 = None
     if model_0.config.get('num_classes'):   # conditional: drop labels to the "no class" token sometimes
@@ -50,7 +51,14 @@ def joint_losses(model_0: UNet,            # diffusion model: predicts eps from 
     with autocast(xt.device):
         eps_pred = model_0(xt, t, y0)
         logits = model_1(xt, t)
-    return F.mse_loss(eps_pred.float(), eps.float()), F.cross_entropy(logits.float(), y), logits
+    if weight is None: loss_0 = F.mse_loss(eps_pred.float(), eps.float())
+    else: loss_0 = (weight * (eps_pred.float() - eps.float()).square().mean((1, 2, 3))).mean()   # (B,) MSEs, weighted
+    return loss_0, F.cross_entropy(logits.float(), y), logits
+
+def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    "Min-SNR-γ weights of the noise MSE, min(SNR_t, γ) / SNR_t: 1 where the image is noisier than γ, less where it is clearer."
+    snr = schedule.snr.to(t.device)[t]
+    return snr.clamp(max=gamma) / snr
 
 def autocast(device: torch.device):
     "bf16 autocast on CUDA, nothing (plain fp32) elsewhere."
@@ -90,7 +98,8 @@ def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torc
     s.model_0.train(); s.model_1.train()
     net_0, net_1 = s.compiled or (s.model_0, s.model_1)
     xt, t, eps = noisy_batch(schedule, x0, s.generator)
-    loss_0, loss_1, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator)
+    weight = min_snr_weight(schedule, t, s.cfg.min_snr_gamma) if s.cfg.min_snr_gamma else None
+    loss_0, loss_1, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator, weight)
     for opt, loss in ((s.opt_0, loss_0), (s.opt_1, loss_1)):
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -226,7 +235,8 @@ def ema_weights(ema_state: dict) -> dict:
     return {k[len('module.'):]: v for k, v in ema_state.items() if k.startswith('module.')}
 
 # %% ../nbs/07_training.ipynb #426c198f
-RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay')
+RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay',
+              'min_snr_gamma')
 RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total'}
 
 def data_fingerprint(data: ButterflyData) -> dict:
