@@ -20,7 +20,7 @@ from .scheduler import NoiseSchedule
 __all__ = ['COMMANDS', 'USER_ERRORS', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
 
 # %% ../nbs/11_cli.ipynb #c72cec93
-def train(preset: Param('tiny, demo or seed', str) = 'demo',
+def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str) = 'demo',
           data: Param('a real dataset: Training_set.csv (or its folder) or class folders; default: built-in', str) = None,
           steps: Param('training budget in optimizer steps (default: the preset\'s)', int) = None,
           out: Param('checkpoint folder (default: checkpoints/<preset>)', str) = None,

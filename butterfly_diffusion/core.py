@@ -119,6 +119,10 @@ PRESETS = {
     'demo': Config(name='demo', image_size=32, num_classes=10, n_per_class=600, base_filters=16, channel_mults=(1, 2, 4),
                    num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=48, lr=1e-3,
                    steps=1_400, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995),
+    'photos': Config(name='photos', image_size=32, num_classes=75, base_filters=16, channel_mults=(1, 2, 4),
+                     num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=48, lr=1e-3,
+                     steps=4_500, checkpoint_every=500, log_every=50, num_workers=1, ema_decay=0.998,
+                     min_snr_gamma=5.0),
     'seed': Config(),
 }
 
@@ -131,7 +135,7 @@ def default_preset() -> str:
     "`tiny` under test, `demo` otherwise."
     return 'tiny' if in_test() else 'demo'
 
-def get_config(name: str | None = None,  # preset name: 'tiny', 'demo' or 'seed'; None picks `default_preset()`
+def get_config(name: str | None = None,  # preset name: 'tiny', 'demo', 'photos' or 'seed'; None picks `default_preset()`
                **overrides) -> Config:
     "A copy of the preset `name` with `overrides` applied."
     name = name or default_preset()
