@@ -108,19 +108,21 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
 def demo(steps: Param('training steps (default: the demo preset\'s)', int) = None,
          out: Param('checkpoint folder', str) = 'checkpoints/demo',
          samples: Param('folder for the sample grids', str) = 'conditional-sampling',
-         preset: Param('preset to run', str) = 'demo',
+         preset: Param('preset to run (default: demo, or photos with --data)', str) = None,
          judged: Param('guided samples per species for the accuracy, the grids\' included', int) = 24,
+         data: Param('a real dataset to train on and measure against instead of the built-in butterflies', str) = None,
          device: Param('cuda, mps or cpu', str) = None):
-    "Train the demo models (resuming if stopped), write guided samples per species and print the guided accuracy."
-    from butterfly_diffusion.evaluation import train_judge, accuracy, generate
+    "Train the demo models (resuming if stopped), write guided samples per species and measure them."
+    from butterfly_diffusion.evaluation import synthetic_reference, photo_reference, measure, generate
     import matplotlib; matplotlib.use('Agg')
-    t0, cfg = time.time(), get_config(preset)
+    preset = preset or ('photos' if data else 'demo')
+    t0, cfg = time.time(), get_config(preset, **(dict(num_classes=len(set(list_images(data)[1]))) if data else {}))
     check_counts(steps=steps, judged=judged); check_writable_dir(out, 'checkpoint folder (--out)')
     check_writable_dir(samples, 'sample folder (--samples)'); get_device(device)
     steps = cfg.steps if steps is None else steps
     ckpt = Path(out) / 'last.pt'
     done = read_step(ckpt)
-    if done < steps: train(preset, steps=steps, out=out, resume=done > 0, device=device)
+    if done < steps: train(preset, data, steps=steps, out=out, resume=done > 0, device=device)
     else: print(f'{ckpt} already holds {done} steps: sampling from it (delete it to train again)')
     t1 = time.time()
     models = load_models(ckpt, device)
@@ -133,14 +135,15 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
         xe, ye = generate(model_0, NoiseSchedule.from_config(c).to(next(model_0.parameters()).device), c.num_classes,
                           judged - per, model_1, **guidance_settings(c), seed=1)
         x, y = torch.cat([x, xe]), torch.cat([y, ye])
-    judge, judge_acc = train_judge(cfg.num_classes, cfg.image_size, device=device, progress=False)
-    dev = next(judge.parameters()).device
-    acc = accuracy(judge, x.to(dev), y.to(dev))
-    print(f'guided accuracy: {acc:.0%} of {len(y)} samples ({len(y) // cfg.num_classes} per species) show the requested '
-          f'species, by a judge classifier ({judge_acc:.0%} accurate on held-out real images; chance is '
-          f'{1 / cfg.num_classes:.0%})')
+    ref = (photo_reference(data, cfg.image_size, models[3], len(y), cfg.seed, judge_kw=dict(progress=False)) if data
+           else synthetic_reference(cfg.num_classes, cfg.image_size, len(y) // cfg.num_classes, cfg.seed, dict(progress=False)))
+    m, floor = measure(ref, x, y), ref.floor()
+    print(f'guided accuracy: {m["accuracy"]:.0%} of {len(y)} samples ({len(y) // cfg.num_classes} per species) show the '
+          f'requested species, by a judge classifier ({ref.judge_accuracy:.0%} accurate on held-out real images; chance '
+          f'is {1 / cfg.num_classes:.0%}); judge-feature FID {m["fid"]:.2f} (other real images: {floor["fid"]:.2f}), '
+          f'precision {m["precision"]:.2f}, recall {m["recall"]:.2f}')
     print(f'total {time.time() - t0:.0f} s')
-    return dict(accuracy=acc, judge_accuracy=judge_acc, **r)
+    return dict(**m, judge_accuracy=ref.judge_accuracy, floor=floor, **r)
 
 def read_step(ckpt: Path) -> int:
     "The step a checkpoint reached, 0 if there is none."

@@ -109,7 +109,8 @@ def feature_distances(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> d
 def precision_recall(judge: Judge, real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict:
     "Improved precision and recall (Kynkäänniemi et al. 2019) of image sets `fake` against `real`, in judge features."
     f_real, f_fake = judge.features(real.float()), judge.features(fake.float())
-    def radii(f): return torch.cdist(f, f).kthvalue(k + 1, dim=1).values   # distance to the k-th neighbour (not itself)
+    def radii(f):   # distance to the k-th nearest other member (fewer in a set of k or fewer)
+        return torch.cdist(f, f).kthvalue(min(k, len(f) - 1) + 1, dim=1).values
     d = torch.cdist(f_fake, f_real)                                          # (n_fake, n_real)
     precision = (d <= radii(f_real)[None]).any(1).float().mean().item()     # fakes inside the real manifold
     recall = (d.T <= radii(f_fake)[None]).any(1).float().mean().item()      # reals inside the fake manifold
