@@ -204,15 +204,17 @@ def photo_reference(path,                    # the real dataset the checkpoint w
                     image_size: int, classes: list,  # the checkpoint's image size and species
                     n_floor: int = 500,      # real images in the floor set (use the sample count)
                     seed: int = 0, val_fraction: float = 0.1, judge_kw: dict | None = None) -> Reference:
-    "A `Reference` of real photos: judge trained on the training split, held-out = validation split, floor from training photos."
+    "A `Reference` of real photos: validation split as held-out set, floor set from training photos, judge on the rest."
     data = get_data(path, image_size=image_size, val_fraction=val_fraction, seed=seed, flip=False)
     if data.classes != list(classes):
         raise ValueError(f'{path} holds other species than the checkpoint ({len(data.classes)} vs {len(classes)}; first '
                          f'difference at {next((a, b) for a, b in zip(data.classes + [None], list(classes) + [None]) if a != b)}): '
                          'evaluate on the dataset the checkpoint was trained on.')
-    judge, acc = fit_judge(data.train_ds, data.valid_ds, len(classes), seed=seed, **{'epochs': 30, **(judge_kw or {})})
-    pick = torch.randperm(len(data.train_ds), generator=torch.Generator().manual_seed(seed))[:n_floor].tolist()
-    floor_set = images_of(torch.utils.data.Subset(data.train_ds, pick))
+    order = torch.randperm(len(data.train_ds), generator=torch.Generator().manual_seed(seed)).tolist()
+    floor_ids = order[:min(n_floor, len(order) // 2)]   # the judge never learns from the floor set: it is scored like samples
+    judge, acc = fit_judge(torch.utils.data.Subset(data.train_ds, order[len(floor_ids):]), data.valid_ds, len(classes),
+                           seed=seed, **{'epochs': 30, **(judge_kw or {})})
+    floor_set = images_of(torch.utils.data.Subset(data.train_ds, floor_ids))
     return Reference(judge, acc, images_of(data.valid_ds), floor_set, list(classes), str(path))
 
 # %% ../nbs/09_evaluation.ipynb #b3843d96
