@@ -12,9 +12,11 @@ from fastcore.script import anno_parser, store_true, Param
 from .core import get_config, get_device, seed_everything, check_counts, check_guidance, check_writable_dir
 from .data import list_images
 from .unet import UNet, UNet_classifier
-from .training import train_classifier_guidance, load_models, read_checkpoint, prepare_out
+from .training import (train_classifier_guidance, load_models, read_checkpoint, prepare_out,
+                                         resume_if_restarted)
 from .guidance import generate_and_save_images, find_checkpoint, guidance_settings
 from .scheduler import NoiseSchedule
+from .distributed import WorldError, local_device
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
@@ -33,8 +35,10 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
           no_compile: Param("don't torch.compile the models (compiling is the default on CUDA)", store_true) = False):
     "Train the diffusion model and the noisy classifier together; write checkpoints to --out."
     check_counts(steps=steps, num_classes=num_classes, batch_size=batch_size)      # 0 is an error, None the default
-    out = prepare_out(Path(out or Path('checkpoints') / preset), resume, overwrite)  # before any work
-    dev = get_device(device)
+    out = Path(out or Path('checkpoints') / preset)
+    resume, overwrite = resume_if_restarted(out, resume, overwrite)   # torchrun --max-restarts: continue the run
+    out = prepare_out(out, resume, overwrite)                         # before any work
+    dev = local_device(get_device(device))   # under torchrun on CUDA: this process's own GPU
     if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
     given = dict(batch_size=batch_size, num_classes=num_classes)
     cfg = get_config(preset, **{k: v for k, v in given.items() if v is not None})
@@ -46,10 +50,10 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
                                   resume=resume, overwrite=overwrite, device=dev,
                                   compile=False if no_compile else None)
     h = r.history
-    print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['loss_0'][-1]:.4f}, "
+    if r.world.main: print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['loss_0'][-1]:.4f}, "
           f"classifier accuracy {h['acc'][-1]:.0%} (t < 200: {sum(h['acc_by_t'][-1][:2]) / 2:.0%}"
           + (f"; on the validation split: {sum(h['valid_acc_by_t'][:2]) / 2:.0%}" if h.get('valid_acc_by_t') else '')
-          + f"); checkpoint {r.checkpoint}")
+          + f"); checkpoint {r.checkpoint}" + (f' ({r.world.size} processes)' if r.world.size > 1 else ''))
     return r
 
 # %% ../nbs/11_cli.ipynb #97c8a2e9
@@ -151,7 +155,8 @@ def read_step(ckpt: Path) -> int:
 
 # %% ../nbs/11_cli.ipynb #c22ddf64
 COMMANDS = {'train': train, 'sample': sample, 'evaluate': evaluate, 'demo': demo}
-USER_ERRORS = (ValueError, OSError, FloatingPointError)   # bad input, files and folders, a run that diverged
+USER_ERRORS = (ValueError, OSError, FloatingPointError, WorldError)   # bad input, files and folders, a run that diverged,
+                                                                      # a training process lost the others
 
 def main(argv: list[str] | None = None):
     "Entry point of the `butterfly-diffusion` console script: `butterfly-diffusion {train,sample,demo} [options]`."

@@ -4,27 +4,30 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, math, time, hashlib, secrets, tempfile, warnings, contextlib, signal, threading
+import os, sys, math, time, random, hashlib, secrets, tempfile, warnings, contextlib, signal, threading, functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
 
 from .core import Config, get_config, get_device, seed_everything, check_counts, check_writable_dir
 from .data import get_data, ButterflyData
+from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed, ShardedBatches,
+                                            all_sum, any_rank, gather)
 from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'min_snr_weight', 'autocast',
+__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'unwrap', 'min_snr_weight', 'autocast',
            'TrainState', 'make_state', 'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t',
            'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'read_checkpoint', 'load_models', 'ema_weights',
            'data_fingerprint', 'run_identity', 'check_resumable', 'restore_state', 'batches', 'train_loader',
-           'check_compatible', 'prepare_out', 'stop_signals', 'lr_at', 'set_lr', 'log', 'run_steps', 'TrainResult',
-           'train_classifier_guidance', 'plot_history']
+           'check_compatible', 'prepare_out', 'resume_if_restarted', 'stop_signals', 'lr_at', 'set_lr', 'log',
+           'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -44,16 +47,23 @@ def joint_losses(model_0: UNet,            # diffusion model: predicts eps from 
                  generator: torch.Generator | None = None,
                  weight: torch.Tensor | None = None):  # (B,) weights of each image's noise MSE; None: the plain mean
     "MSE of `model_0`'s noise prediction and cross-entropy of `model_1` on the same noisy batch; also the logits."
-    y0 = None
-    if model_0.config.get('num_classes'):   # conditional: drop labels to the "no class" token sometimes
+    y0, n_classes = None, unwrap(model_0).config.get('num_classes')
+    if n_classes:                           # conditional: drop labels to the "no class" token sometimes
         drop = torch.rand(y.shape, device=y.device, generator=generator) < p_uncond
-        y0 = torch.where(drop, torch.full_like(y, model_0.config['num_classes']), y)
+        y0 = torch.where(drop, torch.full_like(y, n_classes), y)
     with autocast(xt.device):
         eps_pred = model_0(xt, t, y0)
         logits = model_1(xt, t)
-    if weight is None: loss_0 = F.mse_loss(eps_pred.float(), eps.float())
-    else: loss_0 = (weight * (eps_pred.float() - eps.float()).square().mean((1, 2, 3))).mean()   # (B,) MSEs, weighted
-    return loss_0, F.cross_entropy(logits.float(), y), logits
+    eps_pred, logits = eps_pred.to(xt.dtype), logits.to(xt.dtype)   # losses in the batch's precision, not autocast's bf16
+    if weight is None: loss_0 = F.mse_loss(eps_pred, eps)
+    else: loss_0 = (weight * (eps_pred - eps).square().mean((1, 2, 3))).mean()   # (B,) MSEs, weighted
+    return loss_0, F.cross_entropy(logits, y), logits
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    "The network inside a `DistributedDataParallel` and/or `torch.compile` wrapper (the model itself if unwrapped)."
+    while isinstance(model, (DDP, torch._dynamo.eval_frame.OptimizedModule)):
+        model = model.module if isinstance(model, DDP) else model._orig_mod
+    return model
 
 def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
     "Min-SNR-γ weights of the noise MSE, min(SNR_t, γ) / SNR_t: 1 where the image is noisier than γ, less where it is clearer."
@@ -78,25 +88,26 @@ class TrainState:
     classes: list
     step: int = 0
     rng_state: torch.Tensor | None = None   # the CPU RNG as it was when the last step ended
-    compiled: tuple | None = None           # `torch.compile`d (model_0, model_1) for `train_step`; see below
+    nets: tuple | None = None               # what `train_step` runs, if not the models: DDP-wrapped and/or compiled
+    world: World = field(default_factory=World)  # this process's rank among the training processes (see the end)
     history: dict = field(default_factory=lambda: {'step': [], 'seconds': [], 'loss_0': [], 'loss_1': [], 'acc': [],
                                                    'acc_by_t': []})
     run: dict = field(default_factory=dict)  # what defines the run (`run_identity`), checked when it is resumed
 
-def make_state(model_0, model_1, cfg: Config, classes: list, device: torch.device) -> TrainState:
-    "Optimizers (fused Adam on CUDA), EMA copy and noise generator for a fresh run."
+def make_state(model_0, model_1, cfg: Config, classes: list, device: torch.device, world: World = World()) -> TrainState:
+    "Optimizers (fused Adam on CUDA), EMA copy and noise generator (one stream per rank) for a fresh run."
     fused = device.type == 'cuda'
     opt_0 = torch.optim.Adam(model_0.parameters(), lr=cfg.lr, fused=fused)
     opt_1 = torch.optim.Adam(model_1.parameters(), lr=cfg.lr, fused=fused)
     ema = AveragedModel(model_0, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    gen = torch.Generator(device).manual_seed(cfg.seed)
-    return TrainState(model_0, model_1, ema, opt_0, opt_1, gen, cfg, list(classes))
+    gen = torch.Generator(device).manual_seed(rank_seed(cfg.seed, world.rank))
+    return TrainState(model_0, model_1, ema, opt_0, opt_1, gen, cfg, list(classes), world=world)
 
 # %% ../nbs/07_training.ipynb #c62ed0d1
 def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float = 0.1):
     "One joint update of both models and the EMA; returns detached `(loss_0, loss_1, correct, t)`."
-    s.model_0.train(); s.model_1.train()
-    net_0, net_1 = s.compiled or (s.model_0, s.model_1)
+    net_0, net_1 = s.nets or (s.model_0, s.model_1)
+    net_0.train(); net_1.train()
     xt, t, eps = noisy_batch(schedule, x0, s.generator)
     weight = min_snr_weight(schedule, t, s.cfg.min_snr_gamma) if s.cfg.min_snr_gamma else None
     loss_0, loss_1, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator, weight)
@@ -118,8 +129,8 @@ def compile_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
     return torch.compile(model, **kwargs)
 
 def compile_models(s: TrainState, **kwargs) -> TrainState:
-    "Let `train_step` run compiled versions of both models (`compile_model`); `kwargs` go to `torch.compile`."
-    s.compiled = compile_model(s.model_0, **kwargs), compile_model(s.model_1, **kwargs)
+    "Let `train_step` run compiled versions of both models (`compile_model`), DDP-wrapped ones included; `kwargs` go to `torch.compile`."
+    s.nets = tuple(compile_model(m, **kwargs) for m in s.nets or (s.model_0, s.model_1))
     return s
 
 # %% ../nbs/07_training.ipynb #28ccd859
@@ -137,6 +148,12 @@ class Meter:
         self.hits.index_add_(0, b, correct.float()); self.seen.index_add_(0, b, torch.ones_like(b, dtype=torch.float))
         self.n += 1
 
+    def reduce(self, world: World):
+        "Sum the running sums over all ranks: the losses become means over every rank's batches."
+        if world.size == 1: return
+        flat = all_sum(torch.cat([self.loss / world.size, self.hits, self.seen]), world)
+        self.loss, self.hits, self.seen = flat[:2], flat[2:2 + self.bins], flat[2 + self.bins:]
+
     def read(self) -> dict:
         "Mean losses, accuracy and accuracy per t-bin (NaN for empty bins) since the last read; then reset."
         loss, hits, seen = self.loss.tolist(), self.hits.tolist(), self.seen.tolist()
@@ -151,13 +168,15 @@ def accuracy_by_t(classifier: torch.nn.Module,  # the noisy classifier
                   dl: torch.utils.data.DataLoader,  # validation images and labels
                   schedule: NoiseSchedule,      # the noise schedule (on the classifier's device)
                   bins: int = 10,               # bands of t, of equal width
-                  seed: int = 0) -> list[float]:
+                  seed: int = 0,
+                  world: World = World()) -> list[float]:  # with many processes, each judges every `world.size`-th batch
     "The classifier's accuracy on `dl` with every image noised to one random t in each of `bins` bands of t."
     device, T = next(classifier.parameters()).device, len(schedule.beta)
     g, was_training = torch.Generator(device).manual_seed(seed), classifier.training
     hits, n = torch.zeros(bins, device=device), 0
     classifier.eval()
-    for x0, y in dl:
+    for i, (x0, y) in enumerate(dl):
+        if i % world.size != world.rank: continue
         x0, y = x0.to(device), y.to(device)
         for b in range(bins):
             t = torch.randint(b * T // bins, (b + 1) * T // bins, (len(y),), device=device, generator=g)
@@ -165,6 +184,7 @@ def accuracy_by_t(classifier: torch.nn.Module,  # the noisy classifier
             with autocast(device): hits[b] += (classifier(xt, t).argmax(-1) == y).sum()
         n += len(y)
     classifier.train(was_training)
+    hits, n = all_sum(torch.cat([hits, torch.tensor([float(n)], device=device)]), world).split([bins, 1])
     return (hits / n).tolist()
 
 # %% ../nbs/07_training.ipynb #4fcb3c08
@@ -177,13 +197,24 @@ def save_checkpoint(s: TrainState, path: str | Path) -> Path:
     bad = [n for n, m in nets.items() if not torch.stack([torch.isfinite(p).all() for p in m.parameters()]).all()]
     if bad: raise NonFiniteError(f'The weights of {" and ".join(bad)} are NaN or infinite at step {s.step}: not saved, so '
                                  f'{path} keeps the last finite checkpoint. Lower the learning rate and resume from it.')
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = dict(step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run,
+    rng = dict(torch=torch.get_rng_state() if s.rng_state is None else s.rng_state, generator=s.generator.get_state(),
+               cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+    ranks = gather(rng, s.world)              # every rank's streams: a resume with as many ranks continues each one
+    failed = None
+    if s.world.main:
+        try: _write(s, Path(path), rng, ranks)
+        except BaseException as e: failed = e
+    if any_rank(failed is not None, s.world, s.generator.device):   # the others must not carry on as if it were saved
+        raise failed or WorldError(f'Rank 0 could not write {path}: every rank stops (rank 0 says why).')
+    return Path(path)
+
+def _write(s: TrainState, path: Path, rng: dict, ranks: list):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = dict(step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run, world_size=s.world.size,
                 model_0_config=dict(s.model_0.config), model_1_config=dict(s.model_1.config),
                 model_0=s.model_0.state_dict(), model_1=s.model_1.state_dict(), ema=s.ema.state_dict(),
-                opt_0=s.opt_0.state_dict(), opt_1=s.opt_1.state_dict(), history=s.history,
-                rng=dict(torch=torch.get_rng_state() if s.rng_state is None else s.rng_state, generator=s.generator.get_state(),
-                         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []))
+                opt_0=s.opt_0.state_dict(), opt_1=s.opt_1.state_dict(), history=s.history, rng=rng,
+                **(dict(rank_rng=ranks) if len(ranks) > 1 else {}))
     tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
     try:
         with open(tmp, 'xb') as f:           # a new file, with the umask's permissions
@@ -191,7 +222,6 @@ def save_checkpoint(s: TrainState, path: str | Path) -> Path:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True); raise
-    return path
 
 def remove_stale_temp(folder: Path) -> list[Path]:
     "Delete the temporary checkpoint files a killed run left in `folder`; return them."
@@ -281,15 +311,25 @@ def restore_state(s: TrainState, ckpt: dict):
     s.ema.load_state_dict(ckpt['ema'])
     s.opt_0.load_state_dict(ckpt['opt_0']); s.opt_1.load_state_dict(ckpt['opt_1'])
     s.step = ckpt['step']; s.history.update(ckpt['history'])
-    s.generator.set_state(ckpt['rng']['generator'])
-    torch.set_rng_state(ckpt['rng']['torch']); s.rng_state = ckpt['rng']['torch']   # saved again as it was, if no step follows
-    if ckpt['rng']['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ckpt['rng']['cuda'])
+    saved = ckpt.get('world_size', 1)
+    if saved != s.world.size:                   # each rank's streams belong to a shard that no longer exists
+        if s.world.main: warnings.warn(
+            f'Resuming with {s.world.size} process(es) a run that {saved} wrote: the weights, optimizers, EMA, step and '
+            'the order of the global batches continue, but each process starts fresh noise and augmentation streams '
+            f'(seeded from the seed, rank and step), so the run is no longer bit-identical to one left at {saved}.')
+        seed = rank_seed(s.cfg.seed + s.step, s.world.rank)
+        s.generator.manual_seed(seed); torch.manual_seed(seed); s.rng_state = None
+        return
+    rng = ckpt.get('rank_rng', [ckpt['rng']])[s.world.rank]
+    s.generator.set_state(rng['generator'])
+    torch.set_rng_state(rng['torch']); s.rng_state = rng['torch']   # saved again as it was, if no step follows
+    if rng['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng['cuda'])
 
 # %% ../nbs/07_training.ipynb #c840ad8f
 def batches(dl: torch.utils.data.DataLoader, start_step: int, seed: int):
     "Endless `(x0, y)` batches from `dl` (which must use a `torch.Generator` for shuffling), starting at `start_step`."
     n = len(dl)
-    if n == 0: raise ValueError(f'The training set has fewer images than one batch ({dl.batch_size}): '
+    if n == 0: raise ValueError(f'The training set has fewer images than one batch ({dl.batch_sampler.batch_size}): '
                                 'lower the batch size or add images.')
     epoch, skip = divmod(start_step, n)
     while True:
@@ -301,11 +341,17 @@ def batches(dl: torch.utils.data.DataLoader, start_step: int, seed: int):
         yield from it
         epoch += 1
 
-def train_loader(ds, batch_size: int, num_workers: int, device: torch.device):
-    "A shuffling, drop-last DataLoader whose order `batches` controls; pinned memory on CUDA."
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True,
-                                       num_workers=num_workers, pin_memory=device.type == 'cuda',
-                                       generator=torch.Generator())
+def train_loader(ds, batch_size: int, num_workers: int, device: torch.device, world: World = World()):
+    "A shuffling, drop-last DataLoader whose order `batches` controls, yielding this rank's share of each global batch."
+    g = torch.Generator()              # the shuffle and the workers' base seed: the same on every rank
+    return torch.utils.data.DataLoader(ds, batch_sampler=ShardedBatches(len(ds), batch_size, world, g),
+                                       num_workers=num_workers, pin_memory=device.type == 'cuda', generator=g,
+                                       worker_init_fn=functools.partial(_rank_worker_seed, world.rank) if world.rank else None)
+
+def _rank_worker_seed(rank: int, worker_id: int):
+    "Workers of rank > 0 draw other augmentations than rank 0's (their base seed is shared: it comes from the shuffle)."
+    seed = rank_seed(torch.initial_seed(), rank)
+    torch.manual_seed(seed); random.seed(seed)
 
 # %% ../nbs/07_training.ipynb #7fac0161
 def check_compatible(model_0, model_1, num_classes: int, data: ButterflyData, image_size: int):
@@ -338,6 +384,11 @@ def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no chec
     if out.is_dir(): remove_stale_temp(out)
     return out
 
+def resume_if_restarted(out, resume, overwrite) -> tuple:
+    "`(resume, overwrite)` as given, or `(True, False)` when torchrun restarted the processes and `out` holds their checkpoint."
+    if elastic_restart() and out is not None and (Path(out) / 'last.pt').exists(): return True, False
+    return resume, overwrite
+
 # %% ../nbs/07_training.ipynb #df86a28b
 class stop_signals:
     "Context manager: while active, SIGINT/SIGTERM set `.requested` instead of interrupting (main thread only)."
@@ -363,7 +414,8 @@ def set_lr(s: TrainState, lr: float):
 
 # %% ../nbs/07_training.ipynb #5ad509a0
 def log(s: TrainState, meter: Meter, bar, seconds: float):
-    "Append the meter's readings (and the training time so far) to the history; show them on the progress bar."
+    "Append the meter's readings (over all ranks, and the training time so far) to the history; show them on the progress bar."
+    meter.reduce(s.world)
     r, last = meter.read(), (s.history['step'] or [0])[-1]
     if not (math.isfinite(r['loss_0']) and math.isfinite(r['loss_1'])):
         raise NonFiniteError(f'Training diverged: a loss became NaN or infinite between steps {last + 1} and {s.step} '
@@ -375,15 +427,22 @@ def log(s: TrainState, meter: Meter, bar, seconds: float):
     bar.set_postfix(mse=f"{r['loss_0']:.4f}", ce=f"{r['loss_1']:.3f}", acc=f"{r['acc']:.0%}",
                     acc_t_lt_200=f"{sum(r['acc_by_t'][:2]) / 2:.0%}")
 
+def stop_agreed(stop: stop_signals, s: TrainState, device) -> str | None:
+    "Why to stop before the next step, if at all. Many ranks agree at log steps only (a rank stopping alone hangs the rest)."
+    if s.world.size == 1: return stop.requested
+    if s.step % s.cfg.log_every: return None
+    return (stop.requested or 'a signal on another rank') if any_rank(bool(stop.requested), s.world, device) else None
+
 def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None, device, progress: bool = True,
               p_uncond: float = 0.1):
     "Train until `s.step == steps`, logging and checkpointing; see below for what happens when a run is stopped."
-    meter, cfg = Meter(len(schedule.beta), device), s.cfg
-    bar = tqdm(total=steps, initial=s.step, disable=not progress, desc='training', unit='step')
-    in_step, t0 = False, time.time() - (s.history['seconds'] or [0])[-1]   # a resumed run adds to its time
+    meter, cfg, main = Meter(len(schedule.beta), device), s.cfg, s.world.main
+    bar = tqdm(total=steps, initial=s.step, disable=not (progress and main), desc='training', unit='step')
+    in_step, halted, saved = False, None, s.step
+    t0 = time.time() - (s.history['seconds'] or [0])[-1]   # a resumed run adds to its time
     try:
         with stop_signals() as stop:
-            while s.step < steps and not stop.requested:
+            while s.step < steps and not (halted := stop_agreed(stop, s, device)):
                 x0, y = next(batch_iter)
                 x0 = x0.to(device, non_blocking=True, memory_format=torch.channels_last)
                 in_step = True
@@ -392,17 +451,24 @@ def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None,
                 in_step, s.rng_state = False, torch.get_rng_state()
                 bar.update()
                 if s.step % cfg.log_every == 0 or s.step == steps: log(s, meter, bar, time.time() - t0)
-                if out and s.step % cfg.checkpoint_every == 0: save_checkpoint(s, out / 'last.pt')
-        if stop.requested: raise KeyboardInterrupt(f'{stop.requested} received: stopped after step {s.step}')
+                if out and s.step % cfg.checkpoint_every == 0: save_checkpoint(s, out / 'last.pt'); saved = s.step
+        if halted: raise KeyboardInterrupt(f'{halted} received: stopped after step {s.step}')
     except NonFiniteError: raise                 # a diverged state is never saved
-    except BaseException:
-        if out and s.step and not in_step:
+    except BaseException as e:
+        together = s.world.size == 1 or halted   # many ranks save only when all of them stopped at the same step
+        if out and s.step and not in_step and together:
             save_checkpoint(s, out / 'last.pt')
-            print(f'Stopped after step {s.step}, saved to {out / "last.pt"}: continue with resume=True (--resume).')
-        elif out: print(f'Stopped inside a step: {out / "last.pt"} holds the last finished checkpoint.')
+            if main: print(f'Stopped after step {s.step}, saved to {out / "last.pt"}: continue with resume=True (--resume).')
+        elif s.world.size > 1 and isinstance(e, RuntimeError):    # how gloo and NCCL report a lost peer
+            raise WorldError(f'Rank {s.world.rank} of {s.world.size} stopped at step {s.step}: talking to the other training '
+                             f'processes failed, so one of them failed or was killed ({" ".join(str(e).split())[:160]}). '
+                             + (f'{out / "last.pt"} holds the last checkpoint (step {saved}): ' if out and saved else '')
+                             + 'resume with --resume, or let torchrun --max-restarts restart the processes.') from e
+        elif out and main: print(f'Stopped inside a step: {out / "last.pt"} holds the last finished checkpoint.')
         raise
     finally: bar.close()
     if out: save_checkpoint(s, out / 'last.pt')
+
 
 # %% ../nbs/07_training.ipynb #1e5d8f38
 @dataclass
@@ -413,6 +479,7 @@ class TrainResult:
     classes: list
     checkpoint: Path | None
     cfg: Config
+    world: World = World()   # which process of a torchrun job returned this (rank 0 logs and saves)
 
     def plot(self): return plot_history(self.history, self.cfg.timesteps)
 
@@ -432,21 +499,28 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               p_uncond: float = 0.1,      # label dropout when model_0 is class-conditional
                               progress: bool = True,      # show a tqdm progress bar
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
-    "Train the diffusion model and the noisy classifier together on one stream of noisy batches."
+    "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
+    resume, overwrite = resume_if_restarted(out, resume, overwrite)
     out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
     cfg = get_config('seed', image_size=model_0.config['image_size'], num_classes=num_classes) if cfg is None else cfg
     cfg = replace(cfg, num_classes=num_classes, **overrides)
     check_counts(steps=steps)
     if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
         raise ValueError(f'epochs={epochs!r}: must be a finite number > 0 (or leave it out for cfg.steps).')
-    device = get_device(device or next(model_0.parameters()).device)
+    world, device = init_world(get_device(device or next(model_0.parameters()).device))   # under torchrun: join the others
     data = data if isinstance(data, ButterflyData) else get_data(
         data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
         batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
     check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
     for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
-    s = make_state(model_0, model_1, cfg, data.classes, device)
-    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, device)
+    nets = None
+    if world.distributed:   # DDP copies rank 0's weights to every rank, then averages the gradients of each step
+        nets = tuple(DDP(m, device_ids=[device.index] if device.type == 'cuda' else None, gradient_as_bucket_view=True)
+                     for m in (model_0, model_1))
+        if world.rank: torch.manual_seed(rank_seed(cfg.seed, world.rank))   # this rank's dropout and flips
+    s = make_state(model_0, model_1, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
+    s.nets = nets
+    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, device, world)
     steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
     s.run = run_identity(cfg, data, steps, p_uncond)
     if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
@@ -456,9 +530,9 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     schedule = NoiseSchedule.from_config(cfg).to(device)
     run_steps(s, schedule, batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond)
     if data.valid_dl is not None:              # the noisy classifier on images it never trained on
-        s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule)
+        s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world)
         if out: save_checkpoint(s, out / 'last.pt')
-    return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg)
+    return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg, world)
 
 # %% ../nbs/07_training.ipynb #7a63b0db
 def plot_history(history: dict, timesteps: int = 1000):

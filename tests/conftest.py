@@ -7,4 +7,5 @@
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'notebooks: runs every notebook in nbs/ through a real Jupyter kernel (slow)')
+    config.addinivalue_line('markers', 'distributed: starts torchrun jobs of two CPU processes (gloo)')
     config.addinivalue_line('markers', 'browser: builds the docs and opens them in headless Chromium')
