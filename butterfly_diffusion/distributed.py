@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_distributed.ipynb #c76eb0ae
 from __future__ import annotations
-import os, atexit, datetime
+import os, datetime
 from dataclasses import dataclass
 import torch
 import torch.distributed as dist
@@ -50,7 +50,6 @@ def init_world(device: torch.device, timeout_s: float = 600) -> tuple[World, tor
     if not dist.is_initialized():
         dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo', timeout=datetime.timedelta(seconds=timeout_s),
                                 **(dict(device_id=device) if device.type == 'cuda' else {}))
-        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return world, device
 
 # %% ../nbs/07a_distributed.ipynb #ebde2ce9
