@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['World', 'WorldError', 'under_torchrun', 'elastic_restart', 'local_device', 'init_world', 'rank_seed',
-           'ShardedBatches', 'all_sum', 'any_rank', 'gather', 'barrier']
+           'ShardedBatches', 'all_sum', 'any_rank', 'gather']
 
 # %% ../nbs/07a_distributed.ipynb #c043d46b
 @dataclass(frozen=True)
@@ -88,7 +88,3 @@ def gather(obj, world: World) -> list:
     out = [None] * world.size
     dist.all_gather_object(out, obj)
     return out
-
-def barrier(world: World):
-    "Wait until every rank gets here."
-    if world.size > 1: dist.barrier()

@@ -74,15 +74,21 @@ def rank_pid(parent: int, rank: int) -> int:
     raise LookupError(f'no rank {rank} under {parent}')
 
 
-def kill_rank_1_after_first_checkpoint(out: Path, *extra) -> tuple[subprocess.Popen, str]:
-    "Start a long two-rank run; SIGKILL rank 1 once a checkpoint exists; return the finished job and its output."
+def start_until_checkpoint(out: Path, steps: int, *extra) -> subprocess.Popen:
+    "Start a two-rank run of `steps` steps in the background; return once its first checkpoint is on disk."
     args = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', *extra, '-m', 'butterfly_diffusion',
-            'train', '--preset', 'tiny', '--steps', '120', '--out', str(out)]
+            'train', '--preset', 'tiny', '--steps', str(steps), '--out', str(out)]
     p = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
     t0 = time.time()
     while not (out / 'last.pt').exists():
         assert p.poll() is None and time.time() - t0 < 120, 'no checkpoint was written'
         time.sleep(0.05)
+    return p
+
+
+def kill_rank_1_after_first_checkpoint(out: Path, *extra) -> tuple[subprocess.Popen, str]:
+    "Start a long two-rank run; SIGKILL rank 1 once a checkpoint exists; return the finished job and its output."
+    p = start_until_checkpoint(out, 120, *extra)
     os.kill(rank_pid(p.pid, 1), signal.SIGKILL)
     output, _ = p.communicate(timeout=180)
     return p, output
@@ -132,13 +138,7 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_a_clear_error(tmp_path):
 
 def test_ctrl_c_stops_every_rank_at_the_same_step_and_saves_it(tmp_path):
     out = tmp_path / 'run'
-    p = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m',
-                          'butterfly_diffusion', 'train', '--preset', 'tiny', '--steps', '100000', '--out', str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-    t0 = time.time()
-    while not (out / 'last.pt').exists():
-        assert p.poll() is None and time.time() - t0 < 120, 'no checkpoint was written'
-        time.sleep(0.05)
+    p = start_until_checkpoint(out, 100_000)
     time.sleep(0.5)
     os.kill(p.pid, signal.SIGINT)          # torchrun passes it on to both ranks (as SIGTERM)
     output, _ = p.communicate(timeout=120)
