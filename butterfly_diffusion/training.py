@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, sys, math, time, random, hashlib, secrets, tempfile, warnings, contextlib, signal, threading, functools
+import os, math, time, random, hashlib, secrets, tempfile, warnings, contextlib, signal, threading, functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import torch
