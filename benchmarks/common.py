@@ -95,22 +95,21 @@ def autocast(device: torch.device):
     return torch.autocast('cuda', dtype=torch.bfloat16) if device.type == 'cuda' else contextlib.nullcontext()
 
 
-def ours_kwargs(image_size: int) -> dict:
-    "The `seed` UNet's sizing, with attention kept at the same level (1/8 of the image side) at other image sizes."
+def ours_net(image_size: int):
+    "The `seed` UNet's `NetConfig`, with attention kept at the same level (1/8 of the image side) at other image sizes."
     from butterfly_diffusion.core import get_config
-    from butterfly_diffusion.unet import network_kwargs
     if image_size % 8: raise ValueError(f'--image-size must be a multiple of 8 (4 levels), got {image_size}.')
-    return network_kwargs(get_config('seed', image_size=image_size, attn_resolutions=(image_size // 8,)))
+    return get_config('seed', image_size=image_size, attn_resolutions=(image_size // 8,)).net
 
 
 def ours_unet(image_size: int):
     from butterfly_diffusion.unet import UNet
-    return UNet(**ours_kwargs(image_size))
+    return UNet(ours_net(image_size))
 
 
 def ours_classifier(image_size: int, num_classes: int = 75):
     from butterfly_diffusion.unet import UNet_classifier
-    return UNet_classifier(num_classes=num_classes, **ours_kwargs(image_size))
+    return UNet_classifier(num_classes, ours_net(image_size))
 
 
 def diffusers_unet(image_size: int):

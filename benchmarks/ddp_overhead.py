@@ -10,7 +10,7 @@ first interval — torch.compile's warm-up on CUDA, the loader starting — coun
 import argparse, os, subprocess, sys, tempfile
 from pathlib import Path
 from butterfly_diffusion.core import get_config
-from butterfly_diffusion.training import read_checkpoint
+from butterfly_diffusion.checkpoint import read_checkpoint
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('--preset', default='seed'); p.add_argument('--data', default=None)

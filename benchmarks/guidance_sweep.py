@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from butterfly_diffusion.core import get_config, seed_everything
 from butterfly_diffusion.unet import UNet, UNet_classifier
-from butterfly_diffusion.training import train_classifier_guidance, load_models
-from butterfly_diffusion.scheduler import NoiseSchedule
+from butterfly_diffusion.training import train_classifier_guidance
+from butterfly_diffusion.guidance import load_pipeline
 from butterfly_diffusion.evaluation import train_judge, generate, accuracy
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,14 +41,13 @@ for steps in map(int, a.steps.split(',')):
     h = r.history
     print(f'\nstep {steps}: trained in {time.time() - t0:.0f} s, mse {h["loss_0"][-1]:.4f}, classifier acc by t-bin '
           f'{[round(v, 2) for v in h["acc_by_t"][-1]]}', flush=True)
-    e0, e1, c, _ = load_models(out, device)
-    sch = NoiseSchedule.from_config(c).to(device)
+    pipe = load_pipeline(out, device)
     for tmax in a.t_max.split(','):
-        tm = None if tmax == 'none' else int(tmax)
+        tm = cfg.timesteps if tmax == 'none' else int(tmax)   # 'none': guide at every step
         for s in map(float, a.scales.split(',')):
             if s == 0 and tmax != a.t_max.split(',')[0]: continue
             t1 = time.time()
-            x, y = generate(e0, sch, c.num_classes, a.n, e1, s, tm, steps=a.sample_steps)
+            x, y = generate(pipe, a.n, scale=s, t_max=tm, temperature=1.0, eta=0.0, steps=a.sample_steps)
             acc = accuracy(judge, x.to(device), y.to(device))
             rows.append(dict(steps=steps, scale=s, guide_t_max=tm, accuracy=acc))
             print(f'  scale {s:5.1f} t_max {str(tm):5s}: guided accuracy {acc:.1%}  ({time.time() - t1:.1f} s)', flush=True)

@@ -11,10 +11,8 @@ fresh built-in images.
 """
 import argparse, itertools, time
 import torch
-from butterfly_diffusion.training import load_models
-from butterfly_diffusion.scheduler import NoiseSchedule
 from butterfly_diffusion.evaluation import train_judge, generate, accuracy
-from butterfly_diffusion.guidance import guidance_settings
+from butterfly_diffusion.guidance import load_pipeline
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoints', nargs='+', help='checkpoint files or folders holding last.pt')
@@ -26,13 +24,12 @@ p.add_argument('--seed', type=int, default=123, help='seed of the starting noise
 a = p.parse_args()
 judge = None
 for ckpt in a.checkpoints:
-    model_0, model_1, cfg, _ = load_models(ckpt, 'cpu')
+    pipe = load_pipeline(ckpt, 'cpu')
+    cfg = pipe.cfg
     if judge is None: judge, judge_acc = train_judge(cfg.num_classes, cfg.image_size, progress=False)
-    sch = NoiseSchedule.from_config(cfg)
     temperatures = [cfg.guidance_temperature] if a.temperatures is None else map(float, a.temperatures.split(','))
     for tau, scale in itertools.product(temperatures, map(float, a.scales.split(','))):
         t0 = time.time()
-        x, y = generate(model_0, sch, cfg.num_classes, a.n, model_1, seed=a.seed,
-                        **guidance_settings(cfg, scale=scale, temperature=tau, eta=a.eta))
+        x, y = generate(pipe, a.n, seed=a.seed, scale=scale, temperature=tau, eta=a.eta)
         print(f'{ckpt}: τ {tau:g}, scale {scale:g}: guided accuracy {accuracy(judge, x, y):.1%} of {len(y)} samples '
               f'(judge {judge_acc:.0%} on held-out real images; {time.time() - t0:.0f} s)', flush=True)

@@ -35,14 +35,17 @@ def chunks(y: torch.Tensor, batch: int) -> list[torch.Tensor]:
 def draw(models, schedule, y, args, device, guided: bool, method: str = 'ddim', steps: int | None = None,
          guide_t_max=None, seed: int = 0) -> float:
     "Sample one image per label, `args.batch` at a time; return the wall time in seconds (device synchronised)."
-    from butterfly_diffusion.guidance import sample
+    from butterfly_diffusion.guidance import sample, noise_predictor, classifier_guidance
     model_0, model_1 = models
     g = torch.Generator(device).manual_seed(seed)   # noise drawn where the images are
     sync(device)
     t0 = time.perf_counter()
     for yb in chunks(y, args.batch):
-        sample(model_0, schedule, yb, classifier=model_1 if guided else None, scale=args.scale if guided else 0.0,
-               guide_t_max=guide_t_max, method=method, steps=steps or args.ddim_steps, generator=g)
+        size = model_0.config.image_size
+        x_T = torch.randn(len(yb), 3, size, size, generator=g, device=device)
+        guide = classifier_guidance(model_1, yb, args.scale, t_max=guide_t_max) if guided else None
+        sample(noise_predictor(model_0), schedule, x_T, guide, 'ddpm' if method == 'ddpm' else steps or args.ddim_steps,
+               generator=g)
     sync(device)
     return time.perf_counter() - t0
 

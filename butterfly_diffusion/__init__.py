@@ -2,9 +2,10 @@
 __version__ = "0.1.0"
 
 # The seed's API, importable as `import butterfly_diffusion as bd; bd.UNet` etc.
-from .core import Config, get_config, get_device, seed_everything, show_images
+from .core import Config, NetConfig, get_config, get_device, seed_everything, show_images
 from .data import get_data, SyntheticButterflies
 from .unet import UNet, UNet_classifier, UNetClassifier
 from .scheduler import NoiseSchedule
-from .training import train_classifier_guidance, load_models
+from .checkpoint import load_models, find_checkpoint, shipped_weights
+from .training import train_classifier_guidance
 from .guidance import sample, generate_and_save_images

@@ -12,10 +12,9 @@ from fastcore.script import anno_parser, store_true, Param
 from .core import get_config, get_device, seed_everything, check_counts, check_guidance, check_writable_dir
 from .data import list_images
 from .unet import UNet, UNet_classifier
-from .training import (train_classifier_guidance, load_models, read_checkpoint, prepare_out,
-                                         resume_if_restarted)
-from .guidance import generate_and_save_images, find_checkpoint, guidance_settings
-from .scheduler import NoiseSchedule
+from .checkpoint import read_checkpoint, resolve_weights
+from .training import train_classifier_guidance, prepare_out, resume_if_restarted
+from .guidance import generate_and_save_images, load_pipeline
 from .distributed import WorldError, local_device
 
 # %% auto #0
@@ -57,7 +56,7 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
     return r
 
 # %% ../nbs/11_cli.ipynb #97c8a2e9
-def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest last.pt', str) = 'checkpoints',
+def sample(checkpoint: Param('a checkpoint, a folder to search for the newest last.pt, or shipped weights (demo)', str) = 'checkpoints',
            num_classes: Param('draw the first N species (default: up to 10 of the checkpoint\'s)', int) = None,
            species: Param('or exactly these species indices, comma-separated', str) = None,
            n_per_class: Param('samples per species (default: the preset\'s)', int) = None,
@@ -75,13 +74,13 @@ def sample(checkpoint: Param('a checkpoint, or a folder to search for the newest
     try: species = [int(s) for s in species.split(',')] if species else None
     except ValueError: raise ValueError(f'--species {species!r}: give species indices separated by commas, e.g. 0,3,7.') from None
     check_writable_dir(out, 'sample folder (--out)')
-    ckpt = find_checkpoint(checkpoint)
-    models = load_models(ckpt, device)
-    classes = models[3]
-    print(f'sampling from {ckpt} ({models[2].name} preset, {len(classes)} species)')
+    ckpt = resolve_weights(checkpoint)
+    pipe = load_pipeline(ckpt, device)
+    classes = pipe.classes
+    print(f'sampling from {ckpt} ({pipe.cfg.name} preset, {len(classes)} species)')
     r = generate_and_save_images(min(10, len(classes)) if num_classes is None else num_classes, display=False,
-                                 models=models, n_per_class=n_per_class, species=species, scale=scale,
-                                 temperature=temperature, method=method, steps=steps, out=out, seed=seed)
+                                 pipeline=pipe, n_per_class=n_per_class, species=species, scale=scale,
+                                 temperature=temperature, steps='ddpm' if method == 'ddpm' else steps, out=out, seed=seed)
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r
 
@@ -129,17 +128,15 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
     if done < steps: train(preset, data, steps=steps, out=out, resume=done > 0, device=device)
     else: print(f'{ckpt} already holds {done} steps: sampling from it (delete it to train again)')
     t1 = time.time()
-    models = load_models(ckpt, device)
-    r = generate_and_save_images(cfg.num_classes, display=False, models=models, out=samples)
+    pipe = load_pipeline(ckpt, device)
+    r = generate_and_save_images(cfg.num_classes, display=False, pipeline=pipe, out=samples)
     per = len(r['images']) // cfg.num_classes
     print(f'sampled {len(r["images"])} images in {time.time() - t1:.0f} s -> {r["overview"]}')
     x, y = r['images'], torch.arange(cfg.num_classes).repeat_interleave(per)
     if judged > per:   # more samples than the grids hold: the accuracy of 80 images is only good to about ±5 points
-        model_0, model_1, c, _ = models
-        xe, ye = generate(model_0, NoiseSchedule.from_config(c).to(next(model_0.parameters()).device), c.num_classes,
-                          judged - per, model_1, **guidance_settings(c), seed=1)
+        xe, ye = generate(pipe, judged - per, seed=1)
         x, y = torch.cat([x, xe]), torch.cat([y, ye])
-    ref = (photo_reference(data, cfg.image_size, models[3], len(y), cfg.seed, judge_kw=dict(progress=False)) if data
+    ref = (photo_reference(data, cfg.image_size, pipe.classes, len(y), cfg.seed, judge_kw=dict(progress=False)) if data
            else synthetic_reference(cfg.num_classes, cfg.image_size, len(y) // cfg.num_classes, cfg.seed, dict(progress=False)))
     m, floor = measure(ref, x, y), ref.floor()
     print(f'guided accuracy: {m["accuracy"]:.0%} of {len(y)} samples ({len(y) // cfg.num_classes} per species) show the '

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7bf80a70
 from __future__ import annotations
-import os, math, numbers, random, dataclasses
+import os, math, numbers, random, dataclasses, contextlib
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -13,27 +13,48 @@ import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'Config', 'check_config', 'in_test', 'default_preset', 'get_config',
-           'available_devices', 'get_device', 'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything',
-           'to_image_range', 'image_grid', 'show_images']
+__all__ = ['MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range', 'check_net', 'check_config',
+           'in_test', 'default_preset', 'override', 'get_config', 'available_devices', 'get_device', 'autocast',
+           'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything', 'to_image_range', 'image_grid',
+           'show_images']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
+@dataclass(frozen=True)
+class NetConfig:
+    "What sizes a network. `UNet` and `UNet_classifier` are both built from one; a `Config` holds it as `net`."
+    image_size: int = 128              # side of the square images, in pixels
+    in_channels: int = 3               # image channels (3: RGB)
+    base_filters: int = 64             # channels of the first level
+    channel_mults: tuple = (1, 2, 4, 4)  # channels of each level, as multiples of `base_filters`
+    num_res_blocks: int = 2            # residual blocks per level (the UNet's decoder has one more)
+    attn_resolutions: tuple = (16,)    # feature-map sides (in px) where self-attention is used
+    num_heads: int = 4                 # attention heads
+    time_dim: int = 32                 # dimension of the sinusoidal timestep encoding
+    dropout: float = 0.1               # dropout inside residual blocks
+
+    def __post_init__(self):
+        for k in ('channel_mults', 'attn_resolutions'): object.__setattr__(self, k, tuple(getattr(self, k)))
+        check_net(self)
+
+    @property
+    def level_sizes(self) -> list[int]:
+        "Side of the feature maps at each level: the image halved once per extra level."
+        return [self.image_size // 2 ** i for i in range(len(self.channel_mults))]
+
+    @property
+    def emb_dim(self) -> int:
+        "Width of the time (and label) embedding that every residual block reads."
+        return 4 * self.base_filters
+
 @dataclass
 class Config:
     "Everything that sizes a run: data, networks, noise schedule, training and sampling."
     name: str = 'seed'                 # preset this config came from
     # data
-    image_size: int = 128              # side of the square images, in pixels
     num_classes: int = 75              # number of species
     n_per_class: int = 1000            # built-in synthetic images per species for training
-    # networks
-    base_filters: int = 64             # channels of the first UNet level
-    channel_mults: tuple = (1, 2, 4, 4)  # channels of each level, as multiples of `base_filters`
-    num_res_blocks: int = 2            # residual blocks per level
-    attn_resolutions: tuple = (16,)    # feature-map sides (in px) where self-attention is used
-    num_heads: int = 4                 # attention heads
-    time_dim: int = 32                 # dimension of the sinusoidal timestep encoding
-    dropout: float = 0.1               # dropout inside residual blocks
+    # networks (the image size is theirs too: `cfg.image_size` reads `cfg.net.image_size`)
+    net: NetConfig = field(default_factory=NetConfig)
     # noise schedule
     timesteps: int = 1000              # diffusion steps T
     beta_start: float = 1e-4           # first beta of the linear schedule
@@ -58,18 +79,24 @@ class Config:
     min_snr_gamma: float | None = None # Min-SNR-γ weighting of the noise MSE (Hang et al. 2023); None: plain MSE
 
     def __post_init__(self):
-        self.channel_mults, self.attn_resolutions = tuple(self.channel_mults), tuple(self.attn_resolutions)
+        if isinstance(self.net, dict): self.net = NetConfig(**self.net)
         check_config(self)
+
+    @property
+    def image_size(self) -> int: return self.net.image_size
 
     def to_dict(self) -> dict:
         "Plain types only, so it can be saved in a `weights_only` checkpoint."
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        plain = lambda d: {k: list(v) if isinstance(v, tuple) else plain(v) if isinstance(v, dict) else v for k, v in d.items()}
+        return plain(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        "Rebuild a config saved with `to_dict`, ignoring keys this version does not know."
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        "Rebuild a config saved with `to_dict`, ignoring keys this version does not know; reads the flat format too."
+        names, nets = {f.name for f in dataclasses.fields(cls)}, {f.name for f in dataclasses.fields(NetConfig)}
+        net = d['net'] if 'net' in d else {k: v for k, v in d.items() if k in nets}   # before 0.2 the fields were flat
+        return cls(**{k: v for k, v in d.items() if k in names - {'net'}}, net=NetConfig(**{k: v for k, v in net.items() if k in nets}))
+
 
 # %% ../nbs/00_core.ipynb #5bc451e7
 def _whole(v, lo: int = 1) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo
@@ -78,7 +105,7 @@ def _real(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v, b
 MAX_GUIDANCE_SCALE = 1000.0   # |s| beyond this only saturates every pixel: a typo, not a setting
 
 CONFIG_RANGES = {  # field: (the test, the range in words)
-    **{k: (_whole, 'a whole number >= 1') for k in ('image_size', 'n_per_class', 'base_filters', 'num_res_blocks',
+    **{k: (_whole, 'a whole number >= 1') for k in ('image_size', 'in_channels', 'n_per_class', 'base_filters', 'num_res_blocks',
        'num_heads', 'time_dim', 'timesteps', 'batch_size', 'steps', 'checkpoint_every', 'log_every', 'sample_steps',
        'samples_per_class')},
     'num_classes': (lambda v: _whole(v, 2), 'a whole number >= 2 (guidance needs species to choose between)'),
@@ -97,35 +124,51 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
 }
 
+def out_of_range(obj) -> list[str]:
+    "Each field of `obj` (a `Config` or a `NetConfig`) outside its range in `CONFIG_RANGES`, with what it must be."
+    return [f'{k}={getattr(obj, k)!r} (must be {why})' for k, (ok, why) in CONFIG_RANGES.items()
+            if k in obj.__dataclass_fields__ and not ok(getattr(obj, k))]
+
+def _refuse(what: str, bad: list):
+    if bad: raise ValueError(f'{what}: {"; ".join(bad)}. Fix these fields (or the overrides that set them).')
+
+def check_net(net) -> None:
+    "Raise one `ValueError` for a `NetConfig` with fields out of range, an image that cannot be halved once per extra level, or attention at no level."
+    bad, n = out_of_range(net), len(net.channel_mults)
+    if not bad and net.image_size % 2 ** (n - 1):
+        bad.append(f'image_size={net.image_size} (cannot be halved {n - 1} times, one per extra level in '
+                   f'channel_mults={net.channel_mults}: use a multiple of {2 ** (n - 1)}, or fewer levels)')
+    if not bad and (missing := sorted(set(net.attn_resolutions) - set(net.level_sizes))):
+        bad.append(f'attn_resolutions={net.attn_resolutions} ({missing} match no level: the feature maps are '
+                   f'{net.level_sizes} px wide; pick attention resolutions among these)')
+    _refuse('Network config', bad)
+
 def check_config(cfg) -> None:
     "Raise one `ValueError` listing every field of `cfg` outside its range (`CONFIG_RANGES`) and what it must be."
-    bad = [f'{k}={getattr(cfg, k)!r} (must be {why})' for k, (ok, why) in CONFIG_RANGES.items()
-           if hasattr(cfg, k) and not ok(getattr(cfg, k))]
-    if not bad and cfg.image_size % 2 ** (len(cfg.channel_mults) - 1):
-        bad.append(f'image_size={cfg.image_size} (cannot be halved {len(cfg.channel_mults) - 1} times, one per extra '
-                   f'level in channel_mults={cfg.channel_mults}: use a multiple of {2 ** (len(cfg.channel_mults) - 1)})')
+    bad = out_of_range(cfg)
     if not bad and not 0 < cfg.beta_start < cfg.beta_end < 1:
         bad.append(f'beta_start={cfg.beta_start}, beta_end={cfg.beta_end} (need 0 < beta_start < beta_end < 1)')
     if not bad and cfg.sample_steps > cfg.timesteps:
         bad.append(f'sample_steps={cfg.sample_steps} (at most timesteps={cfg.timesteps})')
-    if bad: raise ValueError(f'Config {cfg.name!r}: {"; ".join(bad)}. Fix these fields (or the overrides that set them).')
+    _refuse(f'Config {cfg.name!r}', bad)
 
 # %% ../nbs/00_core.ipynb #f818f599
 PRESETS = {
-    'tiny': Config(name='tiny', image_size=16, num_classes=4, n_per_class=32, base_filters=16, channel_mults=(1, 2),
-                   num_res_blocks=1, attn_resolutions=(8,), num_heads=2, dropout=0.0, batch_size=8, lr=1e-3,
-                   steps=20, checkpoint_every=10, log_every=5, num_workers=0, sample_steps=4,
-                   samples_per_class=2, ema_decay=0.9),
-    'demo': Config(name='demo', image_size=32, num_classes=10, n_per_class=600, base_filters=16, channel_mults=(1, 2, 4),
-                   num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=48, lr=1e-3,
-                   steps=1_400, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995,
-                   min_snr_gamma=5.0),
-    'photos': Config(name='photos', image_size=32, num_classes=75, base_filters=16, channel_mults=(1, 2, 4),
-                     num_res_blocks=1, attn_resolutions=(8,), num_heads=4, dropout=0.0, batch_size=48, lr=1e-3,
-                     steps=4_500, checkpoint_every=500, log_every=50, num_workers=1, ema_decay=0.998,
-                     min_snr_gamma=5.0),
+    'tiny': Config(name='tiny', num_classes=4, n_per_class=32, batch_size=8, lr=1e-3, steps=20, checkpoint_every=10,
+                   log_every=5, num_workers=0, sample_steps=4, samples_per_class=2, ema_decay=0.9,
+                   net=NetConfig(image_size=16, base_filters=16, channel_mults=(1, 2), num_res_blocks=1,
+                                 attn_resolutions=(8,), num_heads=2, dropout=0.0)),
+    'demo': Config(name='demo', num_classes=10, n_per_class=600, batch_size=48, lr=1e-3, steps=1_400,
+                   checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995, min_snr_gamma=5.0,
+                   net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
+                                 attn_resolutions=(8,), num_heads=4, dropout=0.0)),
+    'photos': Config(name='photos', num_classes=75, batch_size=48, lr=1e-3, steps=4_500, checkpoint_every=500,
+                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0,
+                     net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
+                                   attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),
 }
+
 
 # %% ../nbs/00_core.ipynb #2d2f914d
 def in_test() -> bool:
@@ -136,16 +179,22 @@ def default_preset() -> str:
     "`tiny` under test, `demo` otherwise."
     return 'tiny' if in_test() else 'demo'
 
+def override(cfg: Config, **changes) -> Config:
+    "A copy of `cfg` with `changes` applied; a `NetConfig` field (e.g. `image_size`) changes `cfg.net`."
+    nets = {f.name for f in dataclasses.fields(NetConfig)}
+    bad = set(changes) - nets - {f.name for f in dataclasses.fields(Config)}
+    if bad: raise TypeError(f'Config has no field(s) {", ".join(sorted(bad))}; see `Config` and `NetConfig` for the fields.')
+    net, base = {k: changes.pop(k) for k in nets & set(changes)}, changes.pop('net', cfg.net)
+    return replace(cfg, **changes, net=replace(base, **net))
+
 def get_config(name: str | None = None,  # preset name: 'tiny', 'demo', 'photos' or 'seed'; None picks `default_preset()`
                **overrides) -> Config:
-    "A copy of the preset `name` with `overrides` applied."
+    "A copy of the preset `name` with `overrides` applied (`override`)."
     name = name or default_preset()
     if name not in PRESETS:
         raise ValueError(f'Unknown preset {name!r}: choose one of {", ".join(PRESETS)}.')
-    bad = set(overrides) - {f.name for f in dataclasses.fields(Config)}
-    if bad:
-        raise TypeError(f'Config has no field(s) {", ".join(sorted(bad))}; see `Config` for the fields.')
-    return replace(PRESETS[name], **overrides)
+    return override(PRESETS[name], **overrides)
+
 
 # %% ../nbs/00_core.ipynb #a70f46df
 def available_devices() -> list[str]:
@@ -171,6 +220,10 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f'Device {str(d)!r} is not available here{why}; the devices here are: {here}. '
                          'Pass one of them (e.g. --device cpu), or leave it out to use the best one.')
     return d
+
+def autocast(device: torch.device):
+    "bf16 autocast on CUDA, nothing (plain fp32) elsewhere: how training and sampling both run the networks."
+    return torch.autocast('cuda', dtype=torch.bfloat16) if device.type == 'cuda' else contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #661010d2
 def check_counts(**counts) -> None:

@@ -20,8 +20,7 @@ from torchvision.utils import save_image
 from .core import get_config, get_device, seed_everything, show_images, image_grid
 from .data import SyntheticButterflies, species_names, get_data
 from .scheduler import NoiseSchedule
-from .guidance import sample, guidance_settings, find_checkpoint, slug
-from .training import load_models
+from .guidance import Pipeline, load_pipeline, slug
 
 # %% auto #0
 __all__ = ['Judge', 'accuracy', 'images_of', 'fit_judge', 'train_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
@@ -117,19 +116,18 @@ def precision_recall(judge: Judge, real: torch.Tensor, fake: torch.Tensor, k: in
     return dict(precision=precision, recall=recall)
 
 # %% ../nbs/09_evaluation.ipynb #d90d71ff
-def generate(model_0, schedule, num_classes: int, n_per_class: int,
-             classifier=None, scale: float = 0.0, guide_t_max: int | None = None, temperature: float = 1.0,
-             cfg_scale: float = 0.0, steps: int = 50, eta: float = 0.0, seed: int = 0,
-             batch_size: int = 256, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    "`n_per_class` samples of each of `num_classes` species; returns `(images, labels)` on the CPU."
-    y = torch.arange(num_classes).repeat_interleave(n_per_class)
-    size = model_0.config['image_size']
-    noise = torch.randn(len(y), 3, size, size, generator=torch.Generator().manual_seed(seed))
-    gen = torch.Generator().manual_seed(seed + 1)   # the noise of stochastic (η > 0) steps
-    xs = [sample(model_0, schedule, y[i:i + batch_size], classifier, scale, guide_t_max, temperature, cfg_scale,
-                 steps=steps, eta=eta, x_T=noise[i:i + batch_size], generator=gen, progress=progress)[0].cpu()
-          for i in range(0, len(y), batch_size)]
-    return torch.cat(xs), y
+def generate(pipe: Pipeline,             # the models to draw from
+             n_per_class: int,           # samples of each of the pipeline's species
+             seed: int = 0,              # seeds the starting noise; seed + 1 the noise of stochastic steps
+             batch_size: int = 256, progress: bool = False,
+             **changes) -> tuple[torch.Tensor, torch.Tensor]:  # sampling settings (`Pipeline.settings`), e.g. scale=0
+    "`n_per_class` samples of every species, species-major; returns `(images, labels)` on the CPU."
+    y = torch.arange(len(pipe.classes)).repeat_interleave(n_per_class)
+    noise = torch.randn(len(y), pipe.model_0.config.in_channels, pipe.cfg.image_size, pipe.cfg.image_size,
+                        generator=torch.Generator().manual_seed(seed))
+    x = pipe(list(range(len(pipe.classes))), n_per_class, x_T=noise, generator=torch.Generator().manual_seed(seed + 1),
+             batch_size=batch_size, progress=progress, **changes)
+    return x, y
 
 # %% ../nbs/09_evaluation.ipynb #e3485c46
 @torch.no_grad()
@@ -144,14 +142,13 @@ def evaluate(judge: Judge, real: tuple, x: torch.Tensor, y: torch.Tensor) -> dic
     return dict(accuracy=accuracy(judge, x, y), **feature_distances(judge, real[0], x),
                 diversity=diversity(judge, x, y) / diversity(judge, *real))
 
-def sweep(settings: list[dict], model_0, schedule, judge, real, num_classes: int, n_per_class: int, **kw) -> pd.DataFrame:
-    "One row per setting (a dict of `generate` arguments plus a 'method' label): accuracy, FID, KID, diversity, time."
+def sweep(settings: list[dict], pipe: Pipeline, judge, real, n_per_class: int, **kw) -> pd.DataFrame:
+    "One row per setting (sampling settings, a 'method' label, optionally another 'pipe'): accuracy, FID, KID, diversity, time."
     rows = []
     for s in tqdm(settings, desc='sweep'):
         t0 = time.time()
-        x, y = generate(s.get('model', model_0), schedule, num_classes, n_per_class,
-                        **{k: v for k, v in s.items() if k not in ('method', 'model')}, **kw)
-        rows.append(dict(method=s['method'], scale=s.get('scale', s.get('cfg_scale', 0.0)), guide_t_max=s.get('guide_t_max'),
+        x, y = generate(s.get('pipe', pipe), n_per_class, **{k: v for k, v in s.items() if k not in ('method', 'pipe')}, **kw)
+        rows.append(dict(method=s['method'], scale=s.get('scale', s.get('cfg_scale', 0.0)), t_max=s.get('t_max'),
                          temperature=s.get('temperature'), **evaluate(judge, real, x, y), seconds=time.time() - t0))
     return pd.DataFrame(rows)
 
@@ -223,17 +220,16 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
                         n_per_class: int = 50,         # samples per species and setting (decide with >= 500 in all)
                         seed: int = 123,               # starting noise (the same for unguided and guided)
                         device=None, progress: bool = True,
-                        **guidance) -> tuple[pd.DataFrame, dict]:  # `guidance_settings` overrides, e.g. scale=2
+                        **changes) -> tuple[pd.DataFrame, dict]:  # sampling settings (`Pipeline.settings`), e.g. scale=2
     "Real images, unguided and guided samples of every species, each measured against held-out real images."
-    model_0, model_1, cfg, classes = load_models(find_checkpoint(checkpoint), device)
+    pipe = load_pipeline(checkpoint, device)
+    cfg, classes = pipe.cfg, pipe.classes
     n = n_per_class * len(classes)
     ref = (synthetic_reference(len(classes), cfg.image_size, n_per_class, cfg.seed, dict(progress=progress)) if data is None
            else photo_reference(data, cfg.image_size, classes, n, cfg.seed, judge_kw=dict(progress=progress)))
-    rows, samples, kw = {'real images (floor)': ref.floor()}, {}, guidance_settings(cfg, **guidance)
-    schedule = NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device)
+    rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)
     for name, scale in (('unguided', 0.0), (f'guided (scale {kw["scale"]:g})', kw['scale'])):
-        x, y = generate(model_0, schedule, len(classes), n_per_class, model_1, **{**kw, 'scale': scale}, seed=seed,
-                        progress=progress)
+        x, y = generate(pipe, n_per_class, seed, progress=progress, **{**kw, 'scale': scale})
         rows[name], samples[name] = measure(ref, x, y), x
     df = pd.DataFrame(rows).T
     df.attrs.update(judge_accuracy=ref.judge_accuracy, source=ref.source, n=n, classes=classes)

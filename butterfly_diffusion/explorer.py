@@ -8,27 +8,26 @@ import torch
 import matplotlib.pyplot as plt
 
 from .core import image_grid
-from .scheduler import NoiseSchedule
-from .training import load_models
-from .guidance import sample, find_checkpoint, guidance_settings
+from .guidance import Pipeline, Trajectory
 
 # %% auto #0
 __all__ = ['render', 'explorer']
 
 # %% ../nbs/10_explorer.ipynb #39d9fc9a
-def render(model_0, model_1, cfg, classes: list,
+def render(pipe: Pipeline,
            species: int = 0,      # index of the species to draw
-           scale: float | None = None,        # classifier-guidance scale (None: cfg.guidance_scale)
-           temperature: float | None = None,  # classifier temperature τ (None: cfg.guidance_temperature)
+           scale: float | None = None,        # classifier-guidance scale (None: the config's)
+           temperature: float | None = None,  # classifier temperature τ (None: the config's)
            steps: int = 50,       # DDIM steps
            seed: int = 0,         # starting noise
            frames: int = 6):      # trajectory frames to show
     "Sample one guided image of `species` and plot its denoising trajectory; return the figure."
+    classes = pipe.classes
     if not 0 <= species < len(classes): raise ValueError(f'species must be in 0..{len(classes) - 1}, got {species}.')
-    kw = guidance_settings(cfg, scale=scale, temperature=temperature, steps=steps)
-    schedule = NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device)
-    x, traj = sample(model_0, schedule, torch.tensor([species]), model_1, generator=torch.Generator().manual_seed(seed),
-                     trajectory_every=-(-steps // frames), **kw)   # ceil: at most `frames` frames
+    kw = pipe.settings(scale=scale, temperature=temperature, steps=steps)
+    record = Trajectory(pipe.schedule, every=-(-steps // frames))   # ceil: at most `frames` frames
+    x = pipe(species, seed=seed, callback=record, **kw)
+    traj = record.frames
     fig, axs = plt.subplots(1, len(traj) + 1, figsize=(1.6 * (len(traj) + 1), 2))
     for ax, (t, x0) in zip(axs, traj + [(0, x.cpu())]):
         ax.imshow(image_grid(x0, nrow=1, padding=0).permute(1, 2, 0)); ax.set_title(f't={t}', fontsize=8); ax.axis('off')
@@ -38,9 +37,10 @@ def render(model_0, model_1, cfg, classes: list,
     return fig
 
 # %% ../nbs/10_explorer.ipynb #3404c4ab
-def explorer(model_0, model_1, cfg, classes: list):
+def explorer(pipe: Pipeline):
     "ipywidgets controls (species, scale, temperature, steps, seed) around `render`; returns the widget box to display."
     import ipywidgets as w
+    cfg, classes = pipe.cfg, pipe.classes
     species = w.Dropdown(options=[(n, i) for i, n in enumerate(classes)], description='species')
     scale = w.FloatSlider(value=cfg.guidance_scale, min=0, max=20, step=0.5, description='scale')
     temperature = w.FloatSlider(value=cfg.guidance_temperature, min=1, max=10, step=0.5, description='temperature')
@@ -52,7 +52,7 @@ def explorer(model_0, model_1, cfg, classes: list):
     def go(_=None):
         with out:
             out.clear_output(wait=True)
-            box.figure = render(model_0, model_1, cfg, classes, species.value, scale.value, temperature.value,
+            box.figure = render(pipe, species.value, scale.value, temperature.value,
                                 steps.value, seed.value)
             plt.show(box.figure)
     button.on_click(go)

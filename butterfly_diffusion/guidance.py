@@ -5,21 +5,23 @@
 # %% ../nbs/08_guidance.ipynb #debe604e
 from __future__ import annotations
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
-from .core import Config, get_config, get_device, show_images, image_grid
-from .core import check_counts, check_guidance, check_writable_dir
+from .core import Config, autocast, show_images, image_grid, check_counts, check_guidance, check_writable_dir
 from .scheduler import NoiseSchedule
-from .training import load_models, autocast
+from .checkpoint import read_checkpoint, load_models, find_checkpoint, resolve_weights, WEIGHTS_DIR
 
 # %% auto #0
-__all__ = ['classifier_grad', 'predict_eps', 'timesteps_for', 'sample', 'find_checkpoint', 'guidance_settings',
-           'generate_and_save_images', 'slug', 'save_grids']
+__all__ = ['SETTINGS', 'classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance', 'timesteps_for', 'sample',
+           'Trajectory', 'Pipeline', 'load_pipeline', 'default_pipeline', 'generate_and_save_images', 'slug',
+           'save_grids']
 
 # %% ../nbs/08_guidance.ipynb #f6046cb4
 def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mode
@@ -40,109 +42,180 @@ def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mo
         return torch.autograd.grad(picked, x)[0] * (scale * temperature)
 
 # %% ../nbs/08_guidance.ipynb #c28064b6
-def predict_eps(model: torch.nn.Module, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
-                cfg_scale: float = 0.0) -> torch.Tensor:
-    "The diffusion model's noise estimate; with `cfg_scale` w > 0, the classifier-free guided (1+w)·ε(x,y) − w·ε(x)."
-    with autocast(xt.device):
-        if not model.config.get('num_classes'): return model(xt, t).to(xt.dtype)   # bf16 under autocast -> xt's dtype
-        if not cfg_scale: return model(xt, t, y).to(xt.dtype)
-        eps_c, eps_u = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, model.config['num_classes'])])).to(xt.dtype).chunk(2)
-    return (1 + cfg_scale) * eps_c - cfg_scale * eps_u
+def _eps(model: torch.nn.Module, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    with autocast(xt.device): return model(xt, t, y).to(xt.dtype)   # bf16 under autocast on CUDA -> xt's dtype
+
+def noise_predictor(model: torch.nn.Module,       # diffusion model (EMA weights), eval mode
+                    y: torch.Tensor | None = None  # classes, for a class-conditional model (ignored by an unconditional one)
+                   ) -> Callable:
+    "The diffusion model as `predict(x_t, t) -> ε`, conditioned on `y` if the model is class-conditional."
+    y = y if model.num_classes else None
+    return lambda xt, t: _eps(model, xt, t, y)
+
+def classifier_free(model: torch.nn.Module,  # class-conditional diffusion model trained with label dropout
+                    y: torch.Tensor,         # requested classes (B,)
+                    w: float                 # guidance weight (0: the plain conditional estimate)
+                   ) -> Callable:
+    "Classifier-free guidance (Ho & Salimans 2022) as `predict(x_t, t) -> (1+w)·ε(x_t, y) − w·ε(x_t)`, one batched call."
+    if not model.num_classes: raise ValueError('classifier-free guidance needs a class-conditional UNet (num_classes=...).')
+    none = torch.full_like(y, model.num_classes)          # the "no class" index
+    def predict(xt, t):
+        eps_c, eps_u = _eps(model, torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, none])).chunk(2)
+        return (1 + w) * eps_c - w * eps_u
+    return predict
+
+def classifier_guidance(classifier: torch.nn.Module,  # noisy classifier, eval mode
+                        y: torch.Tensor,              # requested classes (B,)
+                        scale: float,                 # guidance scale s
+                        temperature: float = 1.0,     # τ of `classifier_grad` (1: plain log p)
+                        t_max: int | None = None      # guide only while t < t_max (None: at every step)
+                       ) -> Callable:
+    "Classifier guidance (Dhariwal & Nichol 2021) as `guide(x_t, t) -> s·τ·∇ log softmax(z/τ)_y`, None where t >= t_max."
+    check_guidance(scale, temperature)
+    def guide(xt, t):
+        if t_max is not None and int(t[0]) >= t_max: return None
+        return classifier_grad(classifier, xt, t, y, scale, temperature)
+    return guide
 
 # %% ../nbs/08_guidance.ipynb #8822588b
-def timesteps_for(schedule: NoiseSchedule, method: str, steps: int) -> list[tuple[int, int]]:
-    "(t, t_prev) pairs in sampling order: every step for 'ddpm', `steps` evenly spaced ones for 'ddim'."
-    if method == 'ddpm': return [(t, t - 1) for t in range(len(schedule.beta) - 1, -1, -1)]
-    if method == 'ddim':
+def timesteps_for(schedule: NoiseSchedule, steps: int | str) -> list[tuple[int, int]]:
+    "(t, t_prev) pairs in sampling order: `steps` evenly spaced DDIM steps, or every step for 'ddpm'."
+    if steps == 'ddpm': return [(t, t - 1) for t in range(len(schedule.beta) - 1, -1, -1)]
+    if isinstance(steps, int) and not isinstance(steps, bool):
         ts = schedule.ddim_timesteps(steps)
         return list(zip(ts, ts[1:] + [-1]))
-    raise ValueError(f"Unknown sampling method {method!r}: use 'ddim' (fast, `steps` steps) or 'ddpm' (all steps).")
+    raise ValueError(f"steps={steps!r}: give a number of DDIM steps (e.g. 50), or 'ddpm' for all {len(schedule.beta)} DDPM steps.")
 
 # %% ../nbs/08_guidance.ipynb #de904258
 @torch.no_grad()
-def sample(model: torch.nn.Module,          # diffusion model (EMA weights), eval mode
-           schedule: NoiseSchedule,         # the noise schedule it was trained with
-           y: torch.Tensor,                 # requested class per image (B,); also sets the batch size
-           classifier: torch.nn.Module | None = None,  # noisy classifier for classifier guidance
-           scale: float = 0.0,              # classifier-guidance scale s (0: unguided)
-           guide_t_max: int | None = None,  # guide only while t < guide_t_max (None: at every step)
-           temperature: float = 1.0,        # classifier temperature τ (`classifier_grad`; 1: plain log p)
-           cfg_scale: float = 0.0,          # classifier-free guidance weight w (conditional models only)
-           method: str = 'ddim',            # 'ddim' or 'ddpm'
-           steps: int = 50,                 # DDIM steps
-           eta: float = 0.0,                # DDIM stochasticity (0: deterministic)
-           image_size: int | None = None,   # default: the model's
-           generator: torch.Generator | None = None,  # makes the samples repeatable
-           x_T: torch.Tensor | None = None, # the starting noise (default: drawn with `generator`)
-           trajectory_every: int = 0,       # keep the predicted x0 every this many steps (0: none)
-           progress: bool = False           # show a progress bar over the steps
-          ):
-    "Generate one image per entry of `y`; return `(images, trajectory)` with images in [-1, 1]."
-    check_guidance(scale, temperature)
-    device = next(model.parameters()).device
-    size = image_size or model.config['image_size']
-    if x_T is None: x_T = torch.randn((len(y), 3, size, size), generator=generator, device=generator.device if generator else device)
-    xt = x_T.to(device, next(model.parameters()).dtype)
-    y, traj, guided = y.to(device), [], classifier is not None and scale != 0
-    pairs = timesteps_for(schedule, method, steps)
-    for i, (t, t_prev) in enumerate(tqdm(pairs, desc=f'sampling {len(y)}', leave=False, disable=not progress)):
-        tt = torch.full((len(y),), t, device=device, dtype=torch.long)
-        eps = predict_eps(model, xt, tt, y, cfg_scale)
-        grad = classifier_grad(classifier, xt, tt, y, scale, temperature) if guided and (guide_t_max is None or t < guide_t_max) else None
-        if trajectory_every and i % trajectory_every == 0: traj.append((t, schedule.predict_x0(xt, tt, eps).clamp(-1, 1).cpu()))
-        if method == 'ddpm': xt = schedule.ddpm_step(xt, t, eps, grad=grad, generator=generator)
+def sample(predict: Callable,             # the noise estimate: predict(x_t, t) -> ε (`noise_predictor`, `classifier_free`)
+           schedule: NoiseSchedule,       # the noise schedule the model was trained with
+           x_T: torch.Tensor,             # the starting noise (B, C, H, W), on the models' device and in their dtype
+           guide: Callable | None = None, # guide(x_t, t) -> gradient term or None (`classifier_guidance`); None: unguided
+           steps: int | str = 50,         # DDIM steps, or 'ddpm' for every step of the DDPM sampler
+           eta: float = 0.0,              # DDIM stochasticity (0: deterministic; DDPM is always stochastic)
+           generator: torch.Generator | None = None,  # the noise of stochastic steps: makes samples repeatable
+           callback: Callable | None = None,          # callback(i, t, x_t, ε) at every step, before it is taken
+           progress: bool = False         # show a progress bar over the steps
+          ) -> torch.Tensor:              # the samples, in [-1, 1]
+    "Run the reverse process from `x_T` with the noise estimate `predict` and an optional `guide`."
+    xt, pairs = x_T, timesteps_for(schedule, steps)
+    for i, (t, t_prev) in enumerate(tqdm(pairs, desc=f'sampling {len(xt)}', leave=False, disable=not progress)):
+        tt = torch.full((len(xt),), t, device=xt.device, dtype=torch.long)
+        eps = predict(xt, tt)
+        grad = guide(xt, tt) if guide is not None else None
+        if callback is not None: callback(i, t, xt, eps)
+        if steps == 'ddpm': xt = schedule.ddpm_step(xt, t, eps, grad=grad, generator=generator)
         else: xt = schedule.ddim_step(xt, t, t_prev, eps, eta=eta, grad=grad, generator=generator)
-    return xt.clamp(-1, 1), traj
+    return xt.clamp(-1, 1)
+
+class Trajectory:
+    "A `sample` callback that keeps the running estimate of the clean image, x̂0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t, every `every` steps."
+    def __init__(self, schedule: NoiseSchedule, every: int = 1):
+        self.schedule, self.every, self.frames = schedule, every, []   # frames: (t, x̂0 on the CPU)
+    def __call__(self, i, t, xt, eps):
+        if i % self.every == 0:
+            tt = torch.full((len(xt),), t, device=xt.device, dtype=torch.long)
+            self.frames.append((t, self.schedule.predict_x0(xt, tt, eps).clamp(-1, 1).cpu()))
 
 # %% ../nbs/08_guidance.ipynb #502b2034
-def find_checkpoint(where: str | Path = 'checkpoints') -> Path:
-    "The newest `last.pt` at or below `where` (a folder or a checkpoint file), with a clear error if there is none."
-    where = Path(where)
-    if where.is_file(): return where
-    found = sorted(where.glob('**/last.pt'), key=lambda p: p.stat().st_mtime) if where.is_dir() else []
-    if not found:
-        raise FileNotFoundError(f'No checkpoint (last.pt) found in {where.resolve()}. Train one first: run '
-                                '`python3 run.py demo`, or `butterfly-diffusion train --preset demo`, or call '
-                                'train_classifier_guidance(model_0, model_1, ...).')
-    return found[-1]
+SETTINGS = {'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max',
+            'steps': 'sample_steps', 'eta': 'sample_eta'}   # a setting of `Pipeline` and the `Config` field it defaults to
+
+@dataclass
+class Pipeline:
+    "Both networks, their config, the species and the schedule on one device: `pipe(species, n)` draws guided samples."
+    model_0: torch.nn.Module     # diffusion model (EMA weights), eval mode
+    model_1: torch.nn.Module     # noisy classifier, eval mode
+    cfg: Config
+    classes: list                # species names; index = label
+    schedule: NoiseSchedule
+
+    @classmethod
+    def from_models(cls, model_0, model_1, cfg: Config, classes: list) -> Pipeline:
+        return cls(model_0, model_1, cfg, list(classes), NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device))
+
+    @property
+    def device(self) -> torch.device: return next(self.model_0.parameters()).device
+
+    def settings(self, **changes) -> dict:
+        "The config's sampling settings (`SETTINGS`, plus cfg_scale 0), with the `changes` that are not None."
+        bad = set(changes) - set(SETTINGS) - {'cfg_scale'}
+        if bad: raise TypeError(f'unknown sampling setting(s) {sorted(bad)}; choose among {[*SETTINGS, "cfg_scale"]}.')
+        kw = {k: getattr(self.cfg, f) for k, f in SETTINGS.items()} | {'cfg_scale': 0.0}
+        kw |= {k: v for k, v in changes.items() if v is not None}
+        check_guidance(kw['scale'], kw['temperature'])
+        return kw
+
+    def labels(self, species) -> torch.Tensor:
+        "Species given as an index, a name, or a list of these, as a tensor of indices (checked)."
+        names = {n.lower(): i for i, n in enumerate(self.classes)}
+        ids = [names.get(s.lower(), s) if isinstance(s, str) else s for s in ([species] if isinstance(species, (int, str)) else species)]
+        bad = [s for s in ids if isinstance(s, str) or not 0 <= s < len(self.classes)]
+        if bad: raise ValueError(f'Species {bad} unknown: this model knows {len(self.classes)} species, indices 0–'
+                                 f'{len(self.classes) - 1} or names such as {self.classes[0]!r}.')
+        return torch.tensor(ids, dtype=torch.long)
+
+    def __call__(self, species,              # an index, a name, or a list of these
+                 n: int = 1,                 # images per species
+                 seed: int = 0,              # seeds the starting noise and the step noise (one CPU generator)
+                 x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,  # or these, given
+                 callback: Callable | None = None, progress: bool = False,
+                 batch_size: int = 256,      # images per `sample` call
+                 **changes) -> torch.Tensor: # `settings` to change: scale, temperature, t_max, steps, eta, cfg_scale
+        "`n` samples of each of `species` (in that order), in [-1, 1] on the CPU."
+        check_counts(n=n, batch_size=batch_size)
+        y, kw = self.labels(species).repeat_interleave(n), self.settings(**changes)
+        g = generator or torch.Generator().manual_seed(seed)
+        size, chans = self.cfg.image_size, self.model_0.config.in_channels
+        if x_T is None: x_T = torch.randn(len(y), chans, size, size, generator=g, device=g.device)
+        dtype, out = next(self.model_0.parameters()).dtype, []
+        for i in range(0, len(y), batch_size):
+            yb, xb = y[i:i + batch_size].to(self.device), x_T[i:i + batch_size].to(self.device, dtype)
+            predict = (classifier_free(self.model_0, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.model_0, yb))
+            guide = classifier_guidance(self.model_1, yb, kw['scale'], kw['temperature'], kw['t_max']) if kw['scale'] else None
+            out.append(sample(predict, self.schedule, xb, guide, kw['steps'], kw['eta'], g, callback, progress).cpu())
+        return torch.cat(out)
+
+def load_pipeline(path_or_name: str | Path = 'demo',  # a checkpoint file or folder, or the name of shipped weights
+                  device=None) -> Pipeline:
+    "A `Pipeline` from a checkpoint, or from trained weights that ship with the package (`shipped_weights()`)."
+    return Pipeline.from_models(*load_models(resolve_weights(path_or_name), device))
 
 # %% ../nbs/08_guidance.ipynb #e2416d71
-def guidance_settings(cfg: Config, **overrides) -> dict:
-    "`cfg`'s guided-sampling settings as keyword arguments of `sample`; overrides that are not None replace them."
-    kw = dict(scale=cfg.guidance_scale, guide_t_max=cfg.guidance_t_max, temperature=cfg.guidance_temperature,
-              steps=cfg.sample_steps, eta=cfg.sample_eta)
-    if set(overrides) - set(kw):
-        raise TypeError(f'unknown guidance setting(s) {sorted(set(overrides) - set(kw))}; choose among {list(kw)}.')
-    return {**kw, **{k: v for k, v in overrides.items() if v is not None}}
+def default_pipeline(name: str = 'demo', device=None) -> Pipeline:
+    "`checkpoints/<name>` (here or above) if its run finished, else the shipped `name` weights; says which it took."
+    try: ckpt = find_checkpoint(Path('checkpoints') / name) if (Path('checkpoints') / name).exists() else find_checkpoint()
+    except FileNotFoundError: ckpt = None
+    if ckpt is not None:
+        pipe = load_pipeline(ckpt, device)
+        step = read_checkpoint(ckpt)['step']
+        if step >= pipe.cfg.steps: return pipe
+        print(f'{ckpt} holds a run stopped at step {step} of {pipe.cfg.steps}: continue it with `butterfly-diffusion '
+              f'train --preset {pipe.cfg.name} --out {ckpt.parent} --resume`. Meanwhile:')
+    pipe = load_pipeline(name, device)       # fails here, naming the shipped weights, if `name` is none of them
+    print(f"using the {name!r} weights that ship with the package ({WEIGHTS_DIR / (name + '.md')} says how they were made)")
+    return pipe
 
 # %% ../nbs/08_guidance.ipynb #8bab2257
 def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: the first NUM_CLASSES
                              display: bool = True,           # show the overview grid
-                             species: list[int] | None = None,  # or exactly these species indices
-                             checkpoint: str | Path = 'checkpoints',  # a checkpoint, or a folder to search
-                             models: tuple | None = None,    # or (model_0, model_1, cfg, classes) already loaded
+                             species: list | None = None,    # or exactly these species (indices or names)
+                             checkpoint: str | Path | None = None,  # a checkpoint, a folder, or shipped weights' name; None: `default_pipeline`
+                             pipeline: Pipeline | None = None,  # or a pipeline already loaded
                              n_per_class: int | None = None, # samples per species (default: cfg.samples_per_class)
-                             scale: float | None = None,     # guidance scale (default: cfg.guidance_scale)
-                             guide_t_max: int | None = -1,   # guide while t < this (-1: cfg.guidance_t_max)
-                             temperature: float | None = None,  # classifier temperature τ (default: cfg.guidance_temperature)
-                             method: str = 'ddim', steps: int | None = None,  # sampler and its steps
-                             eta: float | None = None,       # DDIM η (default: cfg.sample_eta)
                              out: str | Path = 'conditional-sampling',  # folder for the PNG grids
-                             seed: int = 0, device=None) -> dict:
+                             seed: int = 0, device=None, progress: bool = True,
+                             **changes) -> dict:             # sampling settings: scale, temperature, t_max, steps, eta
     "Sample `n_per_class` guided images of each species; save a grid per species and an overview; return them."
-    check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature)
+    check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class, steps=changes.get('steps') if changes.get('steps') != 'ddpm' else None)
+    check_guidance(changes.get('scale'), changes.get('temperature'))
     check_writable_dir(out, 'sample folder (out, --out)')     # before any work, not after sampling
-    model_0, model_1, cfg, classes = models or load_models(find_checkpoint(checkpoint), device)
-    species = list(range(NUM_CLASSES)) if species is None else list(species)
-    bad = [s for s in species if not 0 <= s < len(classes)]
-    if bad: raise ValueError(f'Species {bad} out of range: this checkpoint knows {len(classes)} species (0–{len(classes) - 1}).')
-    n = n_per_class or cfg.samples_per_class
-    y = torch.tensor(species).repeat_interleave(n)
-    kw = guidance_settings(cfg, scale=scale, temperature=temperature, steps=steps or None, eta=eta)
-    if guide_t_max != -1: kw['guide_t_max'] = guide_t_max   # None (guide at every step) is a choice here, not a default
-    x, _ = sample(model_0, NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device), y, model_1,
-                  method=method, generator=torch.Generator().manual_seed(seed), **kw)
-    return save_grids(x.cpu(), species, classes, n, Path(out), display)
+    pipe = pipeline or (default_pipeline(device=device) if checkpoint is None else load_pipeline(checkpoint, device))
+    ids = pipe.labels(list(range(NUM_CLASSES)) if species is None else species).tolist()
+    n = n_per_class or pipe.cfg.samples_per_class
+    x = pipe(ids, n, seed, progress=progress, **changes)
+    return save_grids(x, ids, pipe.classes, n, Path(out), display)
 
 # %% ../nbs/08_guidance.ipynb #753545a0
 def slug(name: str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')

@@ -4,8 +4,8 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, math, time, random, hashlib, secrets, tempfile, warnings, contextlib, signal, threading, functools
-from dataclasses import dataclass, field, replace
+import os, math, time, random, hashlib, secrets, tempfile, warnings, signal, threading, functools
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
 
-from .core import Config, get_config, get_device, seed_everything, check_counts, check_writable_dir
+from .core import (Config, get_config, override, get_device, autocast, seed_everything, check_counts,
+                                     check_writable_dir)
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from .data import get_data, ButterflyData
 from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed, ShardedBatches,
                                             all_sum, any_rank, gather)
@@ -22,12 +24,12 @@ from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'unwrap', 'min_snr_weight', 'autocast',
-           'TrainState', 'make_state', 'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t',
-           'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'read_checkpoint', 'load_models', 'ema_weights',
-           'data_fingerprint', 'run_identity', 'check_resumable', 'restore_state', 'batches', 'train_loader',
-           'check_compatible', 'prepare_out', 'resume_if_restarted', 'stop_signals', 'lr_at', 'set_lr', 'log',
-           'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
+__all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'unwrap', 'min_snr_weight', 'TrainState',
+           'make_state', 'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'NonFiniteError',
+           'save_checkpoint', 'remove_stale_temp', 'data_fingerprint', 'run_identity', 'check_resumable',
+           'restore_state', 'batches', 'train_loader', 'check_compatible', 'prepare_out', 'resume_if_restarted',
+           'stop_signals', 'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult',
+           'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -47,7 +49,7 @@ def joint_losses(model_0: UNet,            # diffusion model: predicts eps from 
                  generator: torch.Generator | None = None,
                  weight: torch.Tensor | None = None):  # (B,) weights of each image's noise MSE; None: the plain mean
     "MSE of `model_0`'s noise prediction and cross-entropy of `model_1` on the same noisy batch; also the logits."
-    y0, n_classes = None, unwrap(model_0).config.get('num_classes')
+    y0, n_classes = None, unwrap(model_0).num_classes
     if n_classes:                           # conditional: drop labels to the "no class" token sometimes
         drop = torch.rand(y.shape, device=y.device, generator=generator) < p_uncond
         y0 = torch.where(drop, torch.full_like(y, n_classes), y)
@@ -69,10 +71,6 @@ def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> to
     "Min-SNR-γ weights of the noise MSE, min(SNR_t, γ) / SNR_t: 1 where the image is noisier than γ, less where it is clearer."
     snr = schedule.snr.to(t.device)[t]
     return snr.clamp(max=gamma) / snr
-
-def autocast(device: torch.device):
-    "bf16 autocast on CUDA, nothing (plain fp32) elsewhere."
-    return torch.autocast('cuda', dtype=torch.bfloat16) if device.type == 'cuda' else contextlib.nullcontext()
 
 # %% ../nbs/07_training.ipynb #86999dba
 @dataclass
@@ -210,9 +208,8 @@ def save_checkpoint(s: TrainState, path: str | Path) -> Path:
 
 def _write(s: TrainState, path: Path, rng: dict, ranks: list):
     path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = dict(step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run, world_size=s.world.size,
-                model_0_config=dict(s.model_0.config), model_1_config=dict(s.model_1.config),
-                model_0=s.model_0.state_dict(), model_1=s.model_1.state_dict(), ema=s.ema.state_dict(),
+    ckpt = dict(format=CHECKPOINT_FORMAT, step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run,
+                world_size=s.world.size, model_0_classes=s.model_0.num_classes, model_0=s.model_0.state_dict(), model_1=s.model_1.state_dict(), ema=s.ema.state_dict(),
                 opt_0=s.opt_0.state_dict(), opt_1=s.opt_1.state_dict(), history=s.history, rng=rng,
                 **(dict(rank_rng=ranks) if len(ranks) > 1 else {}))
     tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
@@ -228,41 +225,6 @@ def remove_stale_temp(folder: Path) -> list[Path]:
     stale = sorted(Path(folder).glob('*.pt.*.tmp'))
     for f in stale: f.unlink(missing_ok=True)
     return stale
-
-# %% ../nbs/07_training.ipynb #9907c4c4
-def read_checkpoint(path: str | Path) -> dict:
-    "Load a checkpoint safely (`weights_only=True`) onto the CPU, with a clear error if it is missing or not ours."
-    path = Path(path)
-    if path.is_dir(): path = path / 'last.pt'
-    if not path.exists():
-        raise FileNotFoundError(f'No checkpoint at {path}. Train one first, e.g. `butterfly-diffusion train '
-                                f'--preset demo --out {path.parent}` or `train_classifier_guidance(..., out=...)`.')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)    # torch's remarks on foreign pickles
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:       # torch's own message would suggest weights_only=False: never do that with such a file
-        what = ('is empty (0 bytes)' if path.stat().st_size == 0 else 'holds objects other than tensors, so it was not '
-                'written by butterfly_diffusion (and is not unpickled: that could run code)'
-                if 'npickl' in type(e).__name__ else 'is truncated, or not a PyTorch checkpoint')
-        raise ValueError(f'Cannot read the checkpoint {path} ({type(e).__name__}): the file {what}. Use another '
-                         'checkpoint, or delete this one and train again.') from None
-    missing = {'model_0', 'model_1', 'ema', 'config', 'classes'} - set(ckpt if isinstance(ckpt, dict) else ())
-    if missing: raise ValueError(f'{path} is not a butterfly_diffusion checkpoint (no {", ".join(sorted(missing))}): '
-                                 'use one written by train_classifier_guidance.')
-    return ckpt
-
-def load_models(path: str | Path, device=None, ema: bool = True):
-    "Rebuild `(model_0, model_1, cfg, classes)` from a checkpoint; `model_0` holds the EMA weights when `ema`."
-    ckpt, device = read_checkpoint(path), get_device(device)
-    model_0, model_1 = UNet(**ckpt['model_0_config']), UNet_classifier(**ckpt['model_1_config'])
-    model_0.load_state_dict(ema_weights(ckpt['ema']) if ema else ckpt['model_0'])
-    model_1.load_state_dict(ckpt['model_1'])
-    return model_0.to(device).eval(), model_1.to(device).eval(), Config.from_dict(ckpt['config']), ckpt['classes']
-
-def ema_weights(ema_state: dict) -> dict:
-    "The wrapped model's weights from an `AveragedModel` state dict."
-    return {k[len('module.'):]: v for k, v in ema_state.items() if k.startswith('module.')}
 
 # %% ../nbs/07_training.ipynb #426c198f
 RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay',
@@ -285,7 +247,7 @@ def _show(v): return f'{len(v)} classes {v[:3]}{"..." if len(v) > 3 else ""}' if
 
 def check_resumable(ckpt: dict, now: dict) -> None:
     "Raise a `ValueError` listing how the run `now` differs from the checkpoint's, unless only `RESUMABLE` keys do."
-    recorded = ckpt.get('run') or {**{k: ckpt['config'].get(k) for k in RUN_FIELDS}, 'classes': ckpt['classes']}
+    recorded = ckpt.get('run') or {**{k: getattr(Config.from_dict(ckpt['config']), k) for k in RUN_FIELDS}, 'classes': ckpt['classes']}
     diff = [k for k in now if k in recorded and recorded[k] != now[k]]      # older checkpoints record less
     fixed = [k for k in diff if k not in RESUMABLE]
     if fixed:
@@ -300,10 +262,12 @@ def check_resumable(ckpt: dict, now: dict) -> None:
 # %% ../nbs/07_training.ipynb #3b235d0c
 def restore_state(s: TrainState, ckpt: dict):
     "Load a checkpoint's weights, optimizers, EMA, step, RNG states and history into `s`."
-    for name in ('model_0', 'model_1'):
-        want, got = dict(getattr(s, name).config), ckpt[f'{name}_config']
+    net = Config.from_dict(ckpt['config']).net
+    for name, classes in (('model_0', ckpt.get('model_0_classes')), ('model_1', len(ckpt['classes']))):
+        m = getattr(s, name)
+        want, got = dict(vars(m.config), num_classes=m.num_classes), dict(vars(net), num_classes=classes)
         if want != got:
-            diff = {k: (got.get(k), want.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
+            diff = {k: (got[k], want[k]) for k in want if want[k] != got[k]}
             raise ValueError(f'The checkpoint was made for a different {name} (checkpoint vs now: {diff}). '
                              f'Build the models with the checkpoint\'s settings, or train into a new --out folder.')
     check_resumable(ckpt, s.run)
@@ -356,16 +320,20 @@ def _rank_worker_seed(rank: int, worker_id: int):
 # %% ../nbs/07_training.ipynb #7fac0161
 def check_compatible(model_0, model_1, num_classes: int, data: ButterflyData, image_size: int):
     "Raise a clear error if the models, `num_classes` and the data disagree."
-    if model_1.config['num_classes'] != num_classes:
-        raise ValueError(f'UNet_classifier has {model_1.config["num_classes"]} classes but num_classes={num_classes}: '
+    if model_1.num_classes != num_classes:
+        raise ValueError(f'UNet_classifier has {model_1.num_classes} classes but num_classes={num_classes}: '
                          f'build it with UNet_classifier(num_classes={num_classes}).')
     if len(data.classes) != num_classes:
         raise ValueError(f'The dataset has {len(data.classes)} classes but num_classes={num_classes}: pass '
                          f'num_classes={len(data.classes)} and build UNet_classifier(num_classes={len(data.classes)}).')
-    for name, m in (('UNet', model_0), ('UNet_classifier', model_1)):
-        if m.config['image_size'] != image_size:
-            raise ValueError(f'{name} was built for {m.config["image_size"]}px images but the data is {image_size}px: build it '
-                             f'with image_size={image_size}, or use a preset whose image_size is {m.config["image_size"]}.')
+    if model_0.config != model_1.config:
+        diff = {k: (v, getattr(model_1.config, k)) for k, v in vars(model_0.config).items() if v != getattr(model_1.config, k)}
+        raise ValueError(f'The UNet and the classifier are built from different NetConfigs (UNet vs classifier: {diff}): '
+                         'build both from one, e.g. UNet(net) and UNet_classifier(num_classes, net), or from_config(cfg).')
+    if model_0.config.image_size != image_size:
+        raise ValueError(f'The models were built for {model_0.config.image_size}px images but the data is {image_size}px: '
+                         f'build them with image_size={image_size}, or use a preset whose image_size is '
+                         f'{model_0.config.image_size}.')
 
 # %% ../nbs/07_training.ipynb #81c6cb36
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
@@ -488,7 +456,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               model_1: UNet_classifier,   # noisy-image classifier
                               num_classes: int = 75,      # species to train on
                               data: str | Path | ButterflyData | None = None,  # path to a real dataset; None: built-in
-                              cfg: Config | None = None,  # preset; None: `seed` at the models' image size
+                              cfg: Config | None = None,  # preset; None: `seed` (its network is the models' own)
                               steps: int | None = None,   # training budget in optimizer steps (default: cfg.steps)
                               epochs: float | None = None,  # or a budget in passes over the training set
                               out: str | Path | None = 'checkpoints',  # checkpoint folder (None: no checkpoints)
@@ -502,8 +470,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
     resume, overwrite = resume_if_restarted(out, resume, overwrite)
     out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
-    cfg = get_config('seed', image_size=model_0.config['image_size'], num_classes=num_classes) if cfg is None else cfg
-    cfg = replace(cfg, num_classes=num_classes, **overrides)
+    cfg = override(override(get_config('seed'), net=model_0.config) if cfg is None else cfg, num_classes=num_classes, **overrides)
     check_counts(steps=steps)
     if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
         raise ValueError(f'epochs={epochs!r}: must be a finite number > 0 (or leave it out for cfg.steps).')
@@ -512,6 +479,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
         batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
     check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
+    cfg = override(cfg, net=model_0.config)    # the models size the run: the checkpoint stores their NetConfig
     for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
     nets = None
     if world.distributed:   # DDP copies rank 0's weights to every rank, then averages the gradients of each step

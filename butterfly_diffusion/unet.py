@@ -6,50 +6,40 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from .core import Config
+from dataclasses import replace, fields
+from .core import Config, NetConfig
 from .embeddings import TimeEmbedding
 from .attention import SelfAttention2d, group_norm
 from .blocks import ResBlock, Downsample, Upsample, EmbedSequential
 
 # %% auto #0
-__all__ = ['UNetClassifier', 'level_sizes', 'Encoder', 'Decoder', 'check_inputs', 'class_labels', 'UNet', 'network_kwargs',
-           'UNet_classifier']
+__all__ = ['UNetClassifier', 'net_config', 'Encoder', 'Decoder', 'check_inputs', 'class_labels', 'UNet', 'UNet_classifier']
 
 # %% ../nbs/05_unet.ipynb #1dc81f2a
-def level_sizes(image_size: int,              # side of the (square) input images, in pixels
-                channel_mults: tuple,         # one entry per level
-                attn_resolutions: tuple = ()  # feature-map sides that get self-attention; each must be a level's side
-               ) -> list:                     # side of the feature maps at each level
-    "Side of the feature maps at each level, checking that `image_size` can be halved once per extra level."
-    n = len(channel_mults)
-    if n < 1 or image_size < 1 or image_size % 2 ** (n - 1):
-        raise ValueError(f'image_size={image_size} cannot be halved {n - 1} times (one per extra level in '
-                         f'channel_mults={tuple(channel_mults)}); '
-                         f'use a multiple of {2 ** max(n - 1, 0)} or fewer levels.')
-    sizes = [image_size // 2 ** i for i in range(n)]
-    bad = sorted(set(attn_resolutions) - set(sizes))
-    if bad:
-        raise ValueError(f'attn_resolutions {bad} match no level: the feature maps are {sizes} px wide; '
-                         'pick attention resolutions among these.')
-    return sizes
+def net_config(config: NetConfig | None = None,  # a network size; None: the seed's, `NetConfig()`
+               **changes) -> NetConfig:          # `NetConfig` fields to change, e.g. image_size=32
+    "`config` (or the seed's) with `changes` applied: what `UNet(...)` and `UNet_classifier(...)` are built from."
+    bad = set(changes) - {f.name for f in fields(NetConfig)}
+    if bad: raise TypeError(f'NetConfig has no field(s) {", ".join(sorted(bad))}: the fields are '
+                            f'{", ".join(f.name for f in fields(NetConfig))}.')
+    return replace(config or NetConfig(), **changes)
 
 # %% ../nbs/05_unet.ipynb #fe4a24e2
 class Encoder(nn.Module):
     "The UNet's down path and middle: (x, emb) -> (coarsest features, skip activations)."
-    def __init__(self, image_size: int, in_channels: int, base_filters: int, channel_mults: tuple,
-                 num_res_blocks: int, attn_resolutions: tuple, num_heads: int, emb_dim: int, dropout: float):
+    def __init__(self, net: NetConfig):
         super().__init__()
-        self.conv_in = nn.Conv2d(in_channels, base_filters, 3, padding=1)
-        self.blocks, chans, ch = nn.ModuleList(), [base_filters], base_filters
-        for i, res in enumerate(level_sizes(image_size, channel_mults, attn_resolutions)):
-            for _ in range(num_res_blocks):
-                layers = [ResBlock(ch, base_filters * channel_mults[i], emb_dim, dropout)]
-                ch = base_filters * channel_mults[i]
-                if res in attn_resolutions: layers.append(SelfAttention2d(ch, num_heads))
+        f, mults, emb, p = net.base_filters, net.channel_mults, net.emb_dim, net.dropout
+        self.conv_in = nn.Conv2d(net.in_channels, f, 3, padding=1)
+        self.blocks, chans, ch = nn.ModuleList(), [f], f
+        for i, res in enumerate(net.level_sizes):
+            for _ in range(net.num_res_blocks):
+                layers = [ResBlock(ch, f * mults[i], emb, p)]
+                ch = f * mults[i]
+                if res in net.attn_resolutions: layers.append(SelfAttention2d(ch, net.num_heads))
                 self.blocks.append(EmbedSequential(*layers)); chans.append(ch)
-            if i < len(channel_mults) - 1: self.blocks.append(EmbedSequential(Downsample(ch))); chans.append(ch)
-        self.middle = EmbedSequential(ResBlock(ch, ch, emb_dim, dropout), SelfAttention2d(ch, num_heads),
-                                      ResBlock(ch, ch, emb_dim, dropout))
+            if i < len(mults) - 1: self.blocks.append(EmbedSequential(Downsample(ch))); chans.append(ch)
+        self.middle = EmbedSequential(ResBlock(ch, ch, emb, p), SelfAttention2d(ch, net.num_heads), ResBlock(ch, ch, emb, p))
         self.skip_channels, self.out_channels = chans, ch   # channels of each skip, and of the output
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple:
@@ -63,18 +53,17 @@ class Encoder(nn.Module):
 # %% ../nbs/05_unet.ipynb #47b1e85e
 class Decoder(nn.Module):
     "The UNet's up path: (coarsest features, skips, emb) -> features at full resolution, `base_filters` channels."
-    def __init__(self, skip_channels: list, image_size: int, base_filters: int, channel_mults: tuple,
-                 num_res_blocks: int, attn_resolutions: tuple, num_heads: int, emb_dim: int, dropout: float):
+    def __init__(self, net: NetConfig, skip_channels: list):
         super().__init__()
+        f, mults, emb, p = net.base_filters, net.channel_mults, net.emb_dim, net.dropout
         chans, ch = list(skip_channels), skip_channels[-1]
-        sizes = level_sizes(image_size, channel_mults, attn_resolutions)
         self.blocks = nn.ModuleList()
-        for i in reversed(range(len(channel_mults))):
-            for j in range(num_res_blocks + 1):
-                layers = [ResBlock(ch + chans.pop(), base_filters * channel_mults[i], emb_dim, dropout)]
-                ch = base_filters * channel_mults[i]
-                if sizes[i] in attn_resolutions: layers.append(SelfAttention2d(ch, num_heads))
-                if i > 0 and j == num_res_blocks: layers.append(Upsample(ch))
+        for i in reversed(range(len(mults))):
+            for j in range(net.num_res_blocks + 1):
+                layers = [ResBlock(ch + chans.pop(), f * mults[i], emb, p)]
+                ch = f * mults[i]
+                if net.level_sizes[i] in net.attn_resolutions: layers.append(SelfAttention2d(ch, net.num_heads))
+                if i > 0 and j == net.num_res_blocks: layers.append(Upsample(ch))
                 self.blocks.append(EmbedSequential(*layers))
 
     def forward(self, h: torch.Tensor, skips: list, emb: torch.Tensor) -> torch.Tensor:
@@ -129,39 +118,26 @@ def class_labels(y,                  # labels: (B,) integer tensor, a single lab
 class UNet(nn.Module):
     "Noise-predicting UNet: (x_t, t[, y]) -> eps, of the same shape as x_t."
     def __init__(self,
-                 image_size: int = 128,           # side of the square input images
-                 in_channels: int = 3,            # image channels (3 for RGB)
-                 base_filters: int = 64,          # channels of the first level
-                 channel_mults: tuple = (1, 2, 4, 4),  # channels of each level, as multiples of `base_filters`
-                 num_res_blocks: int = 2,         # residual blocks per level in the encoder (one more in the decoder)
-                 attn_resolutions: tuple = (16,), # feature-map sides (px) where self-attention is used
-                 num_heads: int = 4,              # attention heads
-                 time_dim: int = 32,              # size of the sinusoidal timestep encoding
-                 dropout: float = 0.1,            # dropout inside the residual blocks
-                 num_classes: int | None = None): # classes for class conditioning; None: unconditional
+                 config: NetConfig | None = None,  # the network's size; None: the seed's (`NetConfig()`)
+                 num_classes: int | None = None,   # classes for class conditioning; None: unconditional
+                 **changes):                       # `NetConfig` fields to change, e.g. image_size=32
         super().__init__()
         if num_classes is not None and num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, or None for an unconditional UNet; got {num_classes}.')
-        self.config = dict(image_size=image_size, in_channels=in_channels, base_filters=base_filters,
-                           channel_mults=list(channel_mults), num_res_blocks=num_res_blocks,
-                           attn_resolutions=list(attn_resolutions), num_heads=num_heads, time_dim=time_dim,
-                           dropout=dropout, num_classes=num_classes)
-        emb_dim = 4 * base_filters                                          # width of the time (and label) embedding
-        levels = dict(image_size=image_size, base_filters=base_filters, channel_mults=channel_mults,
-                      num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions, num_heads=num_heads,
-                      emb_dim=emb_dim, dropout=dropout)
-        self.time_embed = TimeEmbedding(time_dim, emb_dim)
-        self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None  # +1: the "no class" index
-        self.encoder = Encoder(in_channels=in_channels, **levels)
-        self.decoder = Decoder(self.encoder.skip_channels, **levels)
-        self.out = nn.Sequential(group_norm(base_filters), nn.SiLU(),
-                                 nn.Conv2d(base_filters, in_channels, 3, padding=1))
+        self.config, self.num_classes = net_config(config, **changes), num_classes
+        net = self.config
+        self.time_embed = TimeEmbedding(net.time_dim, net.emb_dim)
+        self.label_embed = nn.Embedding(num_classes + 1, net.emb_dim) if num_classes else None  # +1: the "no class" index
+        self.encoder = Encoder(net)
+        self.decoder = Decoder(net, self.encoder.skip_channels)
+        self.out = nn.Sequential(group_norm(net.base_filters), nn.SiLU(),
+                                 nn.Conv2d(net.base_filters, net.in_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t, y=None) -> torch.Tensor:
-        t = check_inputs(x, t, self.config['image_size'], self.config['in_channels'])
+        t = check_inputs(x, t, self.config.image_size, self.config.in_channels)
         emb = self.time_embed(t)                                                    # (B, emb_dim)
         if self.label_embed is not None:
-            emb = emb + self.label_embed(class_labels(y, x.shape[0], self.config['num_classes'], x.device))
+            emb = emb + self.label_embed(class_labels(y, x.shape[0], self.num_classes, x.device))
         elif y is not None:
             raise ValueError('this UNet is unconditional and takes no class labels; '
                              'build it with num_classes=... to condition it on y.')
@@ -170,53 +146,33 @@ class UNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Config, num_classes: int | None = None) -> UNet:
-        "The UNet sized by a `Config` preset; class-conditional if `num_classes` is given."
-        return cls(**network_kwargs(cfg), num_classes=num_classes)
-
-# %% ../nbs/05_unet.ipynb #713f9da6
-def network_kwargs(cfg: Config) -> dict:
-    "The network-sizing fields of a `Config`, as keyword arguments for `UNet` and `UNet_classifier`."
-    return dict(image_size=cfg.image_size, base_filters=cfg.base_filters, channel_mults=tuple(cfg.channel_mults),
-                num_res_blocks=cfg.num_res_blocks, attn_resolutions=tuple(cfg.attn_resolutions),
-                num_heads=cfg.num_heads, time_dim=cfg.time_dim, dropout=cfg.dropout)
+        "The UNet of a `Config` preset (`cfg.net`); class-conditional if `num_classes` is given."
+        return cls(cfg.net, num_classes)
 
 # %% ../nbs/05_unet.ipynb #0319645f
 class UNet_classifier(nn.Module):
     "Classifier of noisy images: (x_t, t) -> (B, num_classes) logits, from the UNet's encoder and a pooling head."
     def __init__(self,
-                 num_classes: int = 75,           # number of classes (species)
-                 image_size: int = 128,           # side of the square input images
-                 in_channels: int = 3,            # image channels
-                 base_filters: int = 64,          # channels of the first level
-                 channel_mults: tuple = (1, 2, 4, 4),  # channels of each level, as multiples of `base_filters`
-                 num_res_blocks: int = 2,         # residual blocks per level
-                 attn_resolutions: tuple = (16,), # feature-map sides (px) where self-attention is used
-                 num_heads: int = 4,              # attention heads
-                 time_dim: int = 32,              # size of the sinusoidal timestep encoding
-                 dropout: float = 0.1):           # dropout inside the residual blocks
+                 num_classes: int = 75,            # number of classes (species)
+                 config: NetConfig | None = None,  # the network's size; None: the seed's (`NetConfig()`)
+                 **changes):                       # `NetConfig` fields to change, e.g. image_size=32
         super().__init__()
         if num_classes < 1: raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
-        self.config = dict(num_classes=num_classes, image_size=image_size, in_channels=in_channels,
-                           base_filters=base_filters, channel_mults=list(channel_mults),
-                           num_res_blocks=num_res_blocks, attn_resolutions=list(attn_resolutions),
-                           num_heads=num_heads, time_dim=time_dim, dropout=dropout)
-        self.time_embed = TimeEmbedding(time_dim, 4 * base_filters)
-        self.encoder = Encoder(image_size=image_size, in_channels=in_channels, base_filters=base_filters,
-                               channel_mults=channel_mults, num_res_blocks=num_res_blocks,
-                               attn_resolutions=attn_resolutions, num_heads=num_heads,
-                               emb_dim=4 * base_filters, dropout=dropout)     # the same class as the UNet's
+        self.config, self.num_classes = net_config(config, **changes), num_classes
+        self.time_embed = TimeEmbedding(self.config.time_dim, self.config.emb_dim)
+        self.encoder = Encoder(self.config)           # the same class as the UNet's
         ch = self.encoder.out_channels
         self.head = nn.Sequential(group_norm(ch), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, ch)
                                   nn.Linear(ch, num_classes))
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        t = check_inputs(x, t, self.config['image_size'], self.config['in_channels'])
+        t = check_inputs(x, t, self.config.image_size, self.config.in_channels)
         h, _ = self.encoder(x, self.time_embed(t))   # (B, C, H / 2**(levels-1), W / ...)
         return self.head(h)                          # (B, num_classes)
 
     @classmethod
     def from_config(cls, cfg: Config) -> UNet_classifier:
-        "The classifier sized by a `Config` preset, with `cfg.num_classes` classes."
-        return cls(num_classes=cfg.num_classes, **network_kwargs(cfg))
+        "The classifier of a `Config` preset (`cfg.net`), with `cfg.num_classes` classes."
+        return cls(cfg.num_classes, cfg.net)
 
 UNetClassifier = UNet_classifier

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 import butterfly_diffusion.training as tr
 from butterfly_diffusion.cli import main
-from butterfly_diffusion.core import Config, get_config, get_device, seed_everything
+from butterfly_diffusion.core import Config, NetConfig, get_config, get_device, seed_everything
 from butterfly_diffusion.data import draw_butterfly, get_data, list_images, make_example_dataset
 from butterfly_diffusion.guidance import generate_and_save_images
 from butterfly_diffusion.unet import UNet, UNet_classifier
@@ -286,7 +286,8 @@ def test_zero_and_negative_counts_in_the_api(ck, tmp_path, NUM_CLASSES, n_per_cl
                                          ('log_every', 0), ('batch_size', -1), ('num_classes', 0), ('lr', float('nan')),
                                          ('dropout', 1.0), ('sample_eta', float('inf')), ('num_workers', -1)])
 def test_config_checks_every_range(field, value):
-    with pytest.raises(ValueError, match=rf"{field}={value!r} \(must be .*\)\. Fix these fields"): Config(**{field: value})
+    made = NetConfig if field in NetConfig.__dataclass_fields__ else Config   # the network's fields are its own
+    with pytest.raises(ValueError, match=rf"{field}={value!r} \(must be .*\)\. Fix these fields"): made(**{field: value})
     with pytest.raises(ValueError, match=rf'{field}='): get_config('tiny', **{field: value})
 
 

@@ -5,7 +5,7 @@ import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
-from butterfly_diffusion.training import read_checkpoint
+from butterfly_diffusion.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.distributed
 HERE = Path(__file__).parent

@@ -12,7 +12,8 @@ from butterfly_diffusion.core import get_config
 from butterfly_diffusion.embeddings import timestep_embedding, TimeEmbedding
 from butterfly_diffusion.attention import SelfAttention2d, group_norm
 from butterfly_diffusion.blocks import ResBlock, Downsample, Upsample
-from butterfly_diffusion.unet import UNet, UNet_classifier, UNetClassifier, Encoder, level_sizes
+from butterfly_diffusion.core import NetConfig
+from butterfly_diffusion.unet import UNet, UNet_classifier, UNetClassifier, Encoder, net_config
 
 PRESETS = ('tiny', 'demo', 'seed')
 
@@ -136,9 +137,9 @@ def test_seed_defaults():
     with torch.device('meta'):
         unet, clf = UNet(), UNet_classifier(num_classes=75)
     assert unet.config == UNet.from_config(get_config('seed')).config
-    assert unet.config['image_size'] == 128 and unet.config['base_filters'] == 64 and unet.config['time_dim'] == 32
-    assert unet.config['num_classes'] is None and unet.label_embed is None
-    assert clf.config['num_classes'] == 75 and UNetClassifier is UNet_classifier
+    assert unet.config.image_size == 128 and unet.config.base_filters == 64 and unet.config.time_dim == 32
+    assert unet.num_classes is None and unet.label_embed is None
+    assert clf.num_classes == 75 and clf.config == unet.config == NetConfig() and UNetClassifier is UNet_classifier
 
 
 def test_importable_from_the_package():
@@ -227,9 +228,9 @@ def test_config_rebuilds_the_model(tmp_path):
     cfg = get_config('tiny')
     for model in (UNet.from_config(cfg, num_classes=4), UNet_classifier.from_config(cfg)):
         path = tmp_path / 'ckpt.pt'
-        torch.save({'config': model.config, 'state_dict': model.state_dict()}, path)
-        ckpt = torch.load(path, weights_only=True)
-        rebuilt = type(model)(**ckpt['config'])
+        torch.save({'config': vars(model.config), 'num_classes': model.num_classes, 'state_dict': model.state_dict()}, path)
+        ckpt = torch.load(path, weights_only=True)                      # plain values: loads without unpickling code
+        rebuilt = type(model)(config=NetConfig(**ckpt['config']), num_classes=ckpt['num_classes'])
         rebuilt.load_state_dict(ckpt['state_dict'])
         x, t, _ = tiny_inputs(cfg)
         with torch.no_grad():
@@ -274,5 +275,5 @@ def test_size_beside_diffusers():
 
 
 def test_level_sizes():
-    assert level_sizes(128, (1, 2, 4, 4), (16,)) == [128, 64, 32, 16]
-    with pytest.raises(ValueError, match='multiple of 8'): level_sizes(60, (1, 2, 2, 2))
+    assert NetConfig().level_sizes == [128, 64, 32, 16]
+    with pytest.raises(ValueError, match='multiple of 8'): net_config(image_size=60, channel_mults=(1, 2, 2, 2))

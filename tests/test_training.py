@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 
 def models(cfg, num_classes=None):
     seed_everything(0)
-    return UNet.from_config(cfg), UNet_classifier.from_config(get_config(cfg.name, num_classes=num_classes or cfg.num_classes))
+    return UNet.from_config(cfg), UNet_classifier(num_classes or cfg.num_classes, cfg.net)   # both from one NetConfig
 
 
 def run(out, steps, cfg=None, resume=False, **kw):
