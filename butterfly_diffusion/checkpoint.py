@@ -12,7 +12,8 @@ from .unet import UNet, UNet_classifier
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_DIR', 'upgrade_checkpoint', 'read_checkpoint', 'ema_weights', 'build_models',
-           'load_models', 'find_checkpoint', 'export_weights', 'shipped_weights', 'resolve_weights', 'sha256']
+           'load_models', 'find_checkpoint', 'checkpoint_dir', 'export_weights', 'shipped_weights', 'resolve_weights',
+           'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
 CHECKPOINT_FORMAT = 2
@@ -86,6 +87,12 @@ def find_checkpoint(where: str | Path | None = None  # a checkpoint file, a fold
     raise FileNotFoundError(f'No checkpoint (last.pt) found in {looked}. Train one first: run `python3 run.py demo`, or '
                             '`butterfly-diffusion train --preset demo`, or call train_classifier_guidance(model_0, model_1, '
                             "...); or load the weights that ship with the package: load_pipeline('demo').")
+
+def checkpoint_dir(name: str) -> Path:
+    "`checkpoints/<name>` in the nearest folder, here or above, that has a `checkpoints/` folder (here if none does)."
+    here = Path.cwd().resolve()
+    root = next((p for p in (here, *here.parents) if (p / 'checkpoints').is_dir()), here)
+    return root / 'checkpoints' / name
 
 # %% ../nbs/06a_checkpoint.ipynb #cff8c4f6
 WEIGHTS_DIR = Path(str(importlib.resources.files('butterfly_diffusion'))) / 'weights'   # NAME.pt and its card NAME.md

@@ -16,7 +16,7 @@ from torchvision.utils import save_image
 
 from .core import Config, autocast, show_images, image_grid, check_counts, check_guidance, check_writable_dir
 from .scheduler import NoiseSchedule
-from .checkpoint import read_checkpoint, load_models, find_checkpoint, resolve_weights, WEIGHTS_DIR
+from .checkpoint import read_checkpoint, load_models, checkpoint_dir, resolve_weights, WEIGHTS_DIR
 
 # %% auto #0
 __all__ = ['SETTINGS', 'classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance', 'timesteps_for', 'sample',
@@ -184,10 +184,9 @@ def load_pipeline(path_or_name: str | Path = 'demo',  # a checkpoint file or fol
 
 # %% ../nbs/08_guidance.ipynb #e2416d71
 def default_pipeline(name: str = 'demo', device=None) -> Pipeline:
-    "`checkpoints/<name>` (here or above) if its run finished, else the shipped `name` weights; says which it took."
-    try: ckpt = find_checkpoint(Path('checkpoints') / name) if (Path('checkpoints') / name).exists() else find_checkpoint()
-    except FileNotFoundError: ckpt = None
-    if ckpt is not None:
+    "`checkpoint_dir(name)` (where the main command writes) if its run finished, else the shipped `name` weights; says which it took."
+    ckpt = checkpoint_dir(name) / 'last.pt'
+    if ckpt.exists():
         pipe = load_pipeline(ckpt, device)
         step = read_checkpoint(ckpt)['step']
         if step >= pipe.cfg.steps: return pipe

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 from .core import (Config, get_config, override, get_device, autocast, seed_everything, check_counts,
                                      check_writable_dir)
-from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, checkpoint_dir
 from .data import get_data, ButterflyData
 from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed, ShardedBatches,
                                             all_sum, any_rank, gather)

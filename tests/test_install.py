@@ -24,3 +24,29 @@ def test_wheel_installs_and_imports_without_nbdev(tmp_path):
             "print(m(torch.zeros(2, 3, 16, 16), torch.tensor([0, 999])).shape)")
     out = subprocess.run([sys.executable, '-c', code, site], check=True, capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == 'torch.Size([2, 3])'
+
+
+def test_the_wheel_draws_from_its_shipped_weights_offline(tmp_path):
+    "After `pip install`, with no checkpoint anywhere: the seed's call draws from the shipped demo weights, and every shipped model samples."
+    pytest.importorskip('setuptools', reason='builds without isolation, with the environment\'s setuptools')
+    shipped = sorted(p.stem for p in (ROOT / 'butterfly_diffusion' / 'weights').glob('*.pt'))
+    if 'demo' not in shipped: pytest.skip('no demo weights in this checkout')
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', tmp_path, ROOT],
+                   check=True, capture_output=True)
+    wheel, = tmp_path.glob('butterfly_diffusion-*.whl')
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in shipped: assert {f'butterfly_diffusion/weights/{name}.pt', f'butterfly_diffusion/weights/{name}.md'} <= set(names)
+    print(f'wheel: {wheel.stat().st_size / 1e6:.1f} MB')
+    site, work = tmp_path / 'site', tmp_path / 'work'
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q', '--target', site, wheel], check=True)
+    work.mkdir()
+    code = ("import sys, time; sys.modules['nbdev'] = None; sys.path.insert(0, sys.argv[1]); import matplotlib; "
+            "matplotlib.use('Agg'); import butterfly_diffusion as bd; t0 = time.time(); "
+            "r = bd.generate_and_save_images(NUM_CLASSES=10, display=False, progress=False); "
+            "print('seconds', round(time.time() - t0, 1)); print('grids', len(r['paths']), r['overview'].exists()); "
+            "[print('sampled', n, tuple(bd.load_pipeline(n)(range(4), steps=10).shape)) for n in bd.shipped_weights()]")
+    out = subprocess.run([sys.executable, '-c', code, site], check=True, capture_output=True, text=True, cwd=work)
+    print(out.stdout)
+    assert "using the 'demo' weights that ship with the package" in out.stdout and 'grids 10 True' in out.stdout
+    assert len(list((work / 'conditional-sampling').glob('*.png'))) == 11            # 10 species and the overview
+    for name in shipped: assert f'sampled {name} (4, 3,' in out.stdout

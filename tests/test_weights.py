@@ -1,0 +1,45 @@
+"""The weights that ship with the package are the files their cards describe, and measure what their cards say."""
+import json
+import pytest
+import torch
+from butterfly_diffusion.checkpoint import WEIGHTS_DIR, read_checkpoint, sha256, shipped_weights
+from butterfly_diffusion.evaluation import generate, synthetic_reference, accuracy
+from butterfly_diffusion.guidance import load_pipeline
+
+NAMES = shipped_weights()
+torch.set_num_threads(1)
+
+
+def card(name):
+    return json.loads((WEIGHTS_DIR / f'{name}.json').read_text()), (WEIGHTS_DIR / f'{name}.md').read_text()
+
+
+def test_demo_and_real_photo_weights_ship():
+    assert {'demo', 'butterflies-75'} <= set(NAMES), NAMES
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_the_file_is_the_one_its_card_describes(name):
+    numbers, text = card(name)
+    digest = sha256(WEIGHTS_DIR / f'{name}.pt')
+    assert numbers['sha256'] == digest and f'SHA-256 of `{name}.pt`: `{digest}`' in text
+    assert numbers['bytes'] == (WEIGHTS_DIR / f'{name}.pt').stat().st_size
+    for key in ('guided_accuracy', 'unguided_accuracy', 'judge_accuracy'): assert f'{numbers[key]:.1%}' in text, key
+    for key in ('guided_fid', 'unguided_fid', 'floor_fid'): assert f'{numbers[key]:.3f}' in text, key
+    assert f"{numbers['steps']} optimizer steps" in text and (WEIGHTS_DIR / f'{name}.png').exists()
+    ck = read_checkpoint(WEIGHTS_DIR / f'{name}.pt')
+    assert ck['step'] == numbers['steps'] and len(ck['classes']) == numbers['species']
+    assert 'opt_0' not in ck and 'ema' not in ck                                # weights to sample with, nothing else
+    assert all(v.dtype == torch.float16 for v in ck['model_0'].values() if v.is_floating_point())
+    if name == 'butterflies-75': assert 'CC BY 4.0' in text                      # the photos' licence asks for credit
+
+
+def test_the_demo_weights_measure_what_their_card_says():
+    "100 fresh guided samples, judged by a freshly trained judge: within 5 standard errors of the card's 500-sample figure."
+    numbers, _ = card('demo')
+    pipe = load_pipeline('demo', 'cpu')
+    ref = synthetic_reference(len(pipe.classes), pipe.cfg.image_size, 10, pipe.cfg.seed, dict(progress=False))
+    x, y = generate(pipe, 10, seed=7)                          # other noise than the card's seed 123
+    p = numbers['guided_accuracy']
+    se = (p * (1 - p) / 100 + p * (1 - p) / numbers['samples']) ** 0.5
+    assert abs(accuracy(ref.judge, x, y) - p) <= 5 * se + 0.01, (accuracy(ref.judge, x, y), p)

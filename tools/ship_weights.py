@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Turn a finished training run into weights that ship with the package, measured, with their model card.
+
+    python tools/ship_weights.py runs/long/last.pt demo \\
+        --command "butterfly-diffusion train --preset demo --steps 11200 --out runs/long"
+    python tools/ship_weights.py runs/photos/last.pt butterflies-75 --data ../shared/data/butterflies-75 \\
+        --command "butterfly-diffusion train --preset photos --data ../shared/data/butterflies-75 --out runs/photos" \\
+        --attribution ../shared/data/butterflies-75/README.md
+
+Writes butterfly_diffusion/weights/NAME.pt (EMA UNet and classifier, float16), NAME.png (guided samples, 8 per
+species, up to 10 species), NAME.json (the measured numbers) and NAME.md (the card: how it was made, what it
+measures, its SHA-256). The numbers are measured on the shipped float16 file itself, as a user gets it, by
+`evaluate_checkpoint` (unguided and guided samples of every species against held-out real images, beside the
+real-vs-real floor). tests/test_weights.py checks the files against the card.
+"""
+from __future__ import annotations
+import argparse, json, platform, time
+from pathlib import Path
+import torch
+import matplotlib; matplotlib.use('Agg')
+from butterfly_diffusion.checkpoint import WEIGHTS_DIR, export_weights, read_checkpoint, sha256
+from butterfly_diffusion.evaluation import evaluate_checkpoint, report
+from butterfly_diffusion.guidance import load_pipeline, generate_and_save_images
+
+p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+p.add_argument('checkpoint', help='the training checkpoint (file or folder)')
+p.add_argument('name', help="the name users load it by: load_pipeline('NAME')")
+p.add_argument('--command', required=True, help='the exact command that trained it, for the card')
+p.add_argument('--data', default=None, help='the real dataset it was trained on (default: the built-in butterflies)')
+p.add_argument('--attribution', default=None, help="a file whose text credits the training data (the dataset's README)")
+p.add_argument('--n_per_class', type=int, default=50, help='samples per species for the numbers (decide with >= 500)')
+p.add_argument('--seed', type=int, default=123)
+a = p.parse_args()
+
+t0 = time.time()
+ck = read_checkpoint(a.checkpoint)
+out = export_weights(a.checkpoint, WEIGHTS_DIR / f'{a.name}.pt', source=a.command)
+hist = ck.get('history', {})
+
+# float16 against float32: the same noise through both, the largest pixel difference (images span [-1, 1])
+full, half = load_pipeline(a.checkpoint, 'cpu'), load_pipeline(out, 'cpu')
+species = list(range(min(10, len(half.classes))))
+x32, x16 = full(species, 4, seed=5), half(species, 4, seed=5)
+fp16_diff = (x32 - x16).abs().max().item()
+
+df, _ = evaluate_checkpoint(out, a.data, a.n_per_class, a.seed, 'cpu', progress=False)
+print(report(df))
+floor, unguided, guided = (df.iloc[i] for i in range(3))
+grid = generate_and_save_images(len(species), display=False, pipeline=half, out=Path('/tmp') / f'ship-{a.name}',
+                                progress=False)
+(WEIGHTS_DIR / f'{a.name}.png').write_bytes(grid['overview'].read_bytes())
+
+numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], species=len(ck['classes']),
+               image_size=half.cfg.image_size, training_seconds=round(hist['seconds'][-1]) if hist.get('seconds') else None,
+               samples=int(df.attrs['n']), seed=a.seed, judge_accuracy=df.attrs['judge_accuracy'],
+               guided_accuracy=float(guided.accuracy), guided_fid=float(guided.fid), floor_fid=float(floor.fid),
+               guided_precision=float(guided.precision), guided_recall=float(guided.recall),
+               unguided_accuracy=float(unguided.accuracy), unguided_fid=float(unguided.fid),
+               fp16_max_pixel_diff=fp16_diff, bytes=out.stat().st_size, sha256=sha256(out), source=a.data or 'built-in')
+(WEIGHTS_DIR / f'{a.name}.json').write_text(json.dumps(numbers, indent=1) + '\n')
+
+n = numbers
+credit = f"\n## Training data\n\n{Path(a.attribution).read_text().strip()}\n" if a.attribution else ''
+card = f"""# `{a.name}`: {n['preset']} preset, {n['species']} species, {n['image_size']} px
+
+`load_pipeline('{a.name}')` loads it; `generate_and_save_images(pipeline=load_pipeline('{a.name}'))` draws from it.
+The EMA diffusion model and the noisy classifier in float16 ({n['bytes'] / 1e6:.1f} MB); sampling in float32 from
+the same noise differs from the float32 weights by at most {fp16_diff:.4f} per pixel (images span -1 to 1).
+
+![guided samples]({a.name}.png)
+
+(`{a.name}.png` beside this card: guided samples, {len(grid['images']) // len(species)} per species.)
+
+## How it was made
+
+    {a.command}
+
+{n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {platform.processor() or platform.machine()}
+(a 2-core CPU), data: {n['source']}. Exported with `python tools/ship_weights.py {a.checkpoint} {a.name}
+{'--data ' + a.data + ' ' if a.data else ''}--command ...`.
+
+## What it measures
+
+`butterfly-diffusion evaluate --checkpoint {a.name} {'--data ' + a.data + ' ' if a.data else ''}--n_per_class {a.n_per_class} --seed {a.seed}`:
+{n['samples']} samples per row ({a.n_per_class} per species), judged by a classifier of clean images that is
+{n['judge_accuracy']:.1%} accurate on held-out real images (chance {1 / n['species']:.1%}).
+
+| | judge accuracy | judge-feature FID | precision | recall |
+|---|---|---|---|---|
+| real images (the floor) | {floor.accuracy:.1%} | {floor.fid:.3f} | {floor.precision:.2f} | {floor.recall:.2f} |
+| unguided samples | {n['unguided_accuracy']:.1%} | {n['unguided_fid']:.3f} | {unguided.precision:.2f} | {unguided.recall:.2f} |
+| guided samples (scale {half.cfg.guidance_scale:g}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
+
+{n['samples']} samples give the guided accuracy to about ±{196 * (n['guided_accuracy'] * (1 - n['guided_accuracy']) / n['samples']) ** 0.5:.1f} points (95%).
+
+SHA-256 of `{a.name}.pt`: `{n['sha256']}`
+{credit}"""
+(WEIGHTS_DIR / f'{a.name}.md').write_text(card)
+print(f'wrote {out} ({n["bytes"] / 1e6:.1f} MB), its card and grid in {time.time() - t0:.0f} s')
