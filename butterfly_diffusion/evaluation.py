@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
 from .core import get_config, get_device, seed_everything, show_images, image_grid
-from .data import SyntheticButterflies, species_names, get_data
+from .synthetic import species_names
+from .data import SyntheticButterflies, get_data
 from .scheduler import NoiseSchedule
 from .guidance import Pipeline, load_pipeline, slug
 

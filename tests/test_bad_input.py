@@ -8,7 +8,8 @@ from PIL import Image
 import butterfly_diffusion.training as tr
 from butterfly_diffusion.cli import main
 from butterfly_diffusion.core import Config, NetConfig, get_config, get_device, seed_everything
-from butterfly_diffusion.data import draw_butterfly, get_data, list_images, make_example_dataset
+from butterfly_diffusion.data import get_data, list_images, make_example_dataset
+from butterfly_diffusion.synthetic import draw_butterfly
 from butterfly_diffusion.guidance import generate_and_save_images
 from butterfly_diffusion.unet import UNet, UNet_classifier
 

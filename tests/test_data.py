@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 from butterfly_diffusion.data import (HELDOUT_FIRST_INDEX, ImageListDataset, ImageReadError, SyntheticButterflies,
-                                      draw_butterfly, get_data, get_data_from_config, list_images, load_image,
-                                      make_example_dataset, species_names, stratified_split)
+                                      get_data, get_data_from_config, list_images, load_image, make_example_dataset,
+                                      stratified_split)
+from butterfly_diffusion.synthetic import draw_butterfly, species_names
 from butterfly_diffusion.core import get_config
 
 
