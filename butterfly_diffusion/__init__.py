@@ -8,4 +8,4 @@ from .unet import UNet, UNet_classifier, UNetClassifier
 from .scheduler import NoiseSchedule
 from .checkpoint import load_models, find_checkpoint, shipped_weights
 from .training import train_classifier_guidance
-from .guidance import sample, generate_and_save_images
+from .guidance import sample, generate_and_save_images, load_pipeline, Pipeline

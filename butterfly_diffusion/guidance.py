@@ -193,7 +193,7 @@ def default_pipeline(name: str = 'demo', device=None) -> Pipeline:
         print(f'{ckpt} holds a run stopped at step {step} of {pipe.cfg.steps}: continue it with `butterfly-diffusion '
               f'train --preset {pipe.cfg.name} --out {ckpt.parent} --resume`. Meanwhile:')
     pipe = load_pipeline(name, device)       # fails here, naming the shipped weights, if `name` is none of them
-    print(f"using the {name!r} weights that ship with the package ({WEIGHTS_DIR / (name + '.md')} says how they were made)")
+    print(f"using the {name!r} weights that ship with the package (butterfly_diffusion/weights/{name}.md: how they were made)")
     return pipe
 
 # %% ../nbs/08_guidance.ipynb #8bab2257
