@@ -12,8 +12,8 @@ from .unet import UNet, UNet_classifier
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_DIR', 'upgrade_checkpoint', 'read_checkpoint', 'ema_weights', 'build_models',
-           'load_models', 'find_checkpoint', 'checkpoint_dir', 'export_weights', 'shipped_weights', 'resolve_weights',
-           'sha256']
+           'load_models', 'find_checkpoint', 'checkpoint_dir', 'atomic_save', 'export_weights', 'shipped_weights',
+           'resolve_weights', 'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
 CHECKPOINT_FORMAT = 2
@@ -97,6 +97,18 @@ def checkpoint_dir(name: str) -> Path:
 # %% ../nbs/06a_checkpoint.ipynb #cff8c4f6
 WEIGHTS_DIR = Path(str(importlib.resources.files('butterfly_diffusion'))) / 'weights'   # NAME.pt and its card NAME.md
 
+def atomic_save(obj: dict, path: Path) -> Path:
+    "`torch.save` to a new temporary file beside `path`, flushed to disk, then renamed over it: never half a file."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
+    try:
+        with open(tmp, 'xb') as f:           # a new file, with the umask's permissions
+            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+    return path
+
 def export_weights(checkpoint: str | Path,   # a training checkpoint (file or folder)
                    out: str | Path,          # the weights file to write
                    half: bool = True,        # store float16 (a sixth of the checkpoint) instead of float32
@@ -109,13 +121,7 @@ def export_weights(checkpoint: str | Path,   # a training checkpoint (file or fo
     weights = dict(format=CHECKPOINT_FORMAT, config=ck['config'], model_0_classes=ck.get('model_0_classes'),
                    classes=ck['classes'], step=ck.get('step'), history=ck.get('history', {}),
                    model_0=cast(model_0), model_1=cast(ck['model_1']), **extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
-    try:
-        torch.save(weights, tmp); os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    return out
+    return atomic_save(weights, out)
 
 def shipped_weights() -> list[str]:
     "Names of the trained weights that ship with the package (`load_pipeline(name)` loads one)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, math, time, random, hashlib, secrets, tempfile, warnings, signal, threading, functools
+import os, math, time, random, hashlib, tempfile, warnings, signal, threading, functools
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 from .core import (Config, get_config, override, get_device, autocast, seed_everything, check_counts,
                                      check_writable_dir)
-from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, checkpoint_dir
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, checkpoint_dir, atomic_save
 from .data import get_data, ButterflyData
 from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed, ShardedBatches,
                                             all_sum, any_rank, gather)
@@ -207,18 +207,11 @@ def save_checkpoint(s: TrainState, path: str | Path) -> Path:
     return Path(path)
 
 def _write(s: TrainState, path: Path, rng: dict, ranks: list):
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = dict(format=CHECKPOINT_FORMAT, step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run,
                 world_size=s.world.size, model_0_classes=s.model_0.num_classes, model_0=s.model_0.state_dict(), model_1=s.model_1.state_dict(), ema=s.ema.state_dict(),
                 opt_0=s.opt_0.state_dict(), opt_1=s.opt_1.state_dict(), history=s.history, rng=rng,
                 **(dict(rank_rng=ranks) if len(ranks) > 1 else {}))
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
-    try:
-        with open(tmp, 'xb') as f:           # a new file, with the umask's permissions
-            torch.save(ckpt, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
+    atomic_save(ckpt, path)
 
 def remove_stale_temp(folder: Path) -> list[Path]:
     "Delete the temporary checkpoint files a killed run left in `folder`; return them."
