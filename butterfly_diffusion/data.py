@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_data.ipynb #dd33bd7c
 from __future__ import annotations
-import csv, random
+import csv, random, functools
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -14,12 +14,13 @@ from torch.utils.data import Dataset, DataLoader
 from torchvision.transforms import RandomHorizontalFlip
 from tqdm.auto import tqdm
 from .synthetic import species_names, draw_butterfly, image_to_uint8, uint8_to_float
+from .distributed import World, ShardedBatches, rank_seed
 
 # %% auto #0
 __all__ = ['MAX_CACHE_MB', 'VALID_FIRST_INDEX', 'HELDOUT_FIRST_INDEX', 'IMAGE_EXTENSIONS', 'CachedImageDataset',
            'SyntheticButterflies', 'to_rgb', 'ImageReadError', 'load_image', 'check_images', 'ImageListDataset',
            'read_csv_layout', 'read_class_folders', 'find_csv', 'check_labels', 'list_images', 'make_example_dataset',
-           'stratified_split', 'ButterflyData', 'get_data', 'get_data_from_config']
+           'stratified_split', 'ButterflyData', 'train_loader', 'get_data', 'get_data_from_config']
 
 # %% ../nbs/01a_data.ipynb #c80c4363
 MAX_CACHE_MB = 1024  # datasets whose pixels fit in this many megabytes keep them in memory by default
@@ -307,10 +308,12 @@ class ButterflyData:
 
     @property
     def num_classes(self) -> int: return len(self.classes)
+    @property
+    def batch_size(self) -> int: return self.train_dl.batch_sampler.batch_size   # images per training batch
     def __repr__(self):
         return (f'ButterflyData({self.num_classes} classes, {len(self.train_ds)} train / '
                 f'{len(self.valid_ds) if self.valid_ds else 0} valid images of {self.train_ds.image_size} px, '
-                f'batch size {self.train_dl.batch_size})')
+                f'batch size {self.batch_size})')
 
 def _synthetic_datasets(num_classes, image_size, n_per_class, val_fraction, seed, transform):
     if n_per_class > VALID_FIRST_INDEX: raise ValueError(f'n_per_class must be at most {VALID_FIRST_INDEX}.')
@@ -332,6 +335,25 @@ def _real_datasets(path, image_size, num_classes, val_fraction, seed, transform,
     subset = lambda ii, t: ImageListDataset([files[i] for i in ii], [labels[i] for i in ii], classes, image_size, t)
     return subset(train, transform), (subset(valid, None) if valid else None)
 
+# %% ../nbs/01a_data.ipynb #6e543641
+def train_loader(ds,                     # a dataset of `(image, label)` pairs
+                 batch_size: int,        # images per (global) batch
+                 num_workers: int = 0,   # DataLoader worker processes
+                 world: World = World(), # this process's rank among the training processes; alone by default
+                 pin_memory: bool = False,  # page-locked batches, for copies to a GPU
+                 seed: int = 0           # seeds the shuffle (training reseeds it every epoch)
+                ) -> DataLoader:
+    "A shuffling DataLoader of full batches (the last incomplete one dropped), yielding this rank's share of each."
+    g = torch.Generator().manual_seed(seed)   # the shuffle and the workers' base seed: the same on every rank
+    return DataLoader(ds, batch_sampler=ShardedBatches(len(ds), batch_size, world, g), num_workers=num_workers,
+                      pin_memory=pin_memory, generator=g,
+                      worker_init_fn=functools.partial(_rank_worker_seed, world.rank) if world.rank else None)
+
+def _rank_worker_seed(rank: int, worker_id: int):
+    "Workers of rank > 0 draw other augmentations than rank 0's (their base seed is shared: it comes from the shuffle)."
+    seed = rank_seed(torch.initial_seed(), rank)
+    torch.manual_seed(seed); random.seed(seed)
+
 # %% ../nbs/01a_data.ipynb #e0cff140
 def get_data(path=None,                # None: the built-in synthetic butterflies; else a CSV, or a folder of either layout
              image_size: int = 32,     # side of the square images
@@ -350,10 +372,8 @@ def get_data(path=None,                # None: the built-in synthetic butterflie
     if path is None: train_ds, valid_ds = _synthetic_datasets(10 if num_classes is None else num_classes, image_size,
                                                               n_per_class, val_fraction, seed, transform)
     else: train_ds, valid_ds = _real_datasets(path, image_size, num_classes, val_fraction, seed, transform, verify)
-    kw = dict(batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
-    train_dl = DataLoader(train_ds, shuffle=True, drop_last=len(train_ds) > batch_size,
-                          generator=torch.Generator().manual_seed(seed), **kw)
-    valid_dl = DataLoader(valid_ds, shuffle=False, **kw) if valid_ds else None
+    train_dl = train_loader(train_ds, min(batch_size, len(train_ds)), num_workers, seed=seed)  # a small set: one batch
+    valid_dl = DataLoader(valid_ds, batch_size=batch_size, num_workers=num_workers) if valid_ds else None
     return ButterflyData(train_ds, valid_ds, train_dl, valid_dl, train_ds.classes, train_ds.class_to_idx)
 
 def get_data_from_config(cfg,          # a `Config`: its image_size, num_classes, batch_size, num_workers and seed are used

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, math, time, random, hashlib, tempfile, warnings, signal, threading, functools
+import os, math, time, hashlib, tempfile, warnings, signal, threading
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 from .core import (Config, get_config, override, get_device, autocast, seed_everything, check_counts,
                                      check_writable_dir)
 from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, checkpoint_dir, atomic_save
-from .data import get_data, ButterflyData
-from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed, ShardedBatches,
+from .data import get_data, train_loader, ButterflyData
+from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed,
                                             all_sum, any_rank, gather)
 from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
@@ -27,9 +27,9 @@ from .unet import UNet, UNet_classifier
 __all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'unwrap', 'min_snr_weight', 'TrainState',
            'make_state', 'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'NonFiniteError',
            'save_checkpoint', 'remove_stale_temp', 'data_fingerprint', 'run_identity', 'check_resumable',
-           'restore_state', 'batches', 'train_loader', 'check_compatible', 'prepare_out', 'resume_if_restarted',
-           'stop_signals', 'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult',
-           'train_classifier_guidance', 'plot_history']
+           'restore_state', 'batches', 'check_compatible', 'prepare_out', 'resume_if_restarted', 'stop_signals',
+           'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance',
+           'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -298,18 +298,6 @@ def batches(dl: torch.utils.data.DataLoader, start_step: int, seed: int):
         yield from it
         epoch += 1
 
-def train_loader(ds, batch_size: int, num_workers: int, device: torch.device, world: World = World()):
-    "A shuffling, drop-last DataLoader whose order `batches` controls, yielding this rank's share of each global batch."
-    g = torch.Generator()              # the shuffle and the workers' base seed: the same on every rank
-    return torch.utils.data.DataLoader(ds, batch_sampler=ShardedBatches(len(ds), batch_size, world, g),
-                                       num_workers=num_workers, pin_memory=device.type == 'cuda', generator=g,
-                                       worker_init_fn=functools.partial(_rank_worker_seed, world.rank) if world.rank else None)
-
-def _rank_worker_seed(rank: int, worker_id: int):
-    "Workers of rank > 0 draw other augmentations than rank 0's (their base seed is shared: it comes from the shuffle)."
-    seed = rank_seed(torch.initial_seed(), rank)
-    torch.manual_seed(seed); random.seed(seed)
-
 # %% ../nbs/07_training.ipynb #7fac0161
 def check_compatible(model_0, model_1, num_classes: int, data: ButterflyData, image_size: int):
     "Raise a clear error if the models, `num_classes` and the data disagree."
@@ -481,7 +469,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         if world.rank: torch.manual_seed(rank_seed(cfg.seed, world.rank))   # this rank's dropout and flips
     s = make_state(model_0, model_1, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
     s.nets = nets
-    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, device, world)
+    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world, pin_memory=device.type == 'cuda')
     steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
     s.run = run_identity(cfg, data, steps, p_uncond)
     if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))

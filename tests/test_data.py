@@ -117,7 +117,7 @@ def test_flips_only_in_training():
 def test_get_data_from_config_uses_its_sizes():
     cfg = get_config('tiny')
     data = get_data_from_config(cfg, n_per_class=3)
-    assert (data.num_classes, data.train_ds.image_size, data.train_dl.batch_size) == \
+    assert (data.num_classes, data.train_ds.image_size, data.batch_size) == \
            (cfg.num_classes, cfg.image_size, cfg.batch_size)
 
 
