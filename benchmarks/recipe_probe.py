@@ -77,7 +77,8 @@ while s.step < snapshots[-1]:
             now, d = (model_0, model_1)[m].state_dict(), decay(e, s.step - 1)
             for k, v in copy.items(): v.lerp_(now[k], 1 - d) if v.is_floating_point() else v.copy_(now[k])
     if s.step in snapshots:
+        first = a.ema.split(',')[0]          # the UNet EMA that files of classifier EMAs pair with
         for (m, e), copy in copies.items():
             if m == 0: save(f'ema{e}', copy, model_1.state_dict())
-            else: save(f'ema{a.ema.split(",")[0]}-classifier_ema{e}', copies[0, a.ema.split(',')[0]], copy)
+            else: save(f'ema{first}-classifier_ema{e}', copies[0, first], copy)
         print(f'{a.name} ({kw}): step {s.step}, {time.time() - t0:.0f} s, weights in {out}/s{s.step}-*.pt', flush=True)

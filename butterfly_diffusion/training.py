@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import os, math, time, hashlib, tempfile, warnings, signal, threading
+import math, time, hashlib, warnings, signal, threading
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -14,9 +14,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
 
-from .core import (Config, get_config, override, get_device, autocast, seed_everything, check_counts,
+from .core import (Config, get_config, override, get_device, autocast, check_counts,
                                      check_writable_dir)
-from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, checkpoint_dir, atomic_save
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, atomic_save
 from .data import get_data, train_loader, ButterflyData
 from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed,
                                             all_sum, any_rank, gather)
