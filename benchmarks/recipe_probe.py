@@ -65,7 +65,7 @@ copies = {(m, e): {k: v.detach().clone() for k, v in net.state_dict().items()}
 it, t0 = training.batches(train_loader(data.train_ds, cfg.batch_size, cfg.num_workers), 0, cfg.seed), time.time()
 
 def save(name: str, weights_0: dict, weights_1: dict):
-    atomic_save(dict(format=CHECKPOINT_FORMAT, config=cfg.to_dict(), model_0_classes=None, classes=s.classes, step=s.step,
+    atomic_save(dict(format=CHECKPOINT_FORMAT, config=cfg.to_dict(), model_0_classes=model_0.num_classes, classes=s.classes, step=s.step,
                      history={}, model_0=weights_0, model_1=weights_1), out / f's{s.step}-{name}.pt')
 
 while s.step < snapshots[-1]:

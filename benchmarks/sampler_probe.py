@@ -4,9 +4,12 @@ re-derive the noise from the clipped x0. Judge accuracy, judge-feature FID, prec
 The measurement behind the sampling rows of the recipe table in nbs/09_evaluation.ipynb:
 
     python benchmarks/sampler_probe.py runs/probe-base/s1400-ema0.995.pt --n_per_class 30
+    python benchmarks/sampler_probe.py runs/cond/last.pt --variants eta1,unguided_below_100,eta0_below_200,steps_25
 
 Variants: `eta1` the preset's DDIM-50 with η = 1; `eta0_below_T` η = 0 (no fresh noise) once t < T, so the last
-steps only denoise; `recompute` ε = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t) from the clipped x̂0, as diffusers does when it clips.
+steps only denoise; `recompute` ε = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t) from the clipped x̂0, as diffusers does when it clips;
+`unguided_below_T` no classifier gradient once t < T (where it could only add pixel-level detail); `steps_N` DDIM-N.
+A class-conditional checkpoint is told each sample's species, as the pipeline does.
 """
 import argparse, math, time
 import torch
@@ -25,14 +28,14 @@ x_T = torch.randn(len(y), 3, cfg.image_size, cfg.image_size, generator=torch.Gen
 print(f'{len(y)} guided samples per variant; real images score FID {ref.floor()["fid"]:.3f} (the floor)')
 
 @torch.no_grad()
-def ddim(eta_below: int = 0, recompute: bool = False) -> torch.Tensor:
-    "Guided DDIM with the checkpoint's settings; η = 0 once t < `eta_below`."
+def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, steps: int | None = None) -> torch.Tensor:
+    "Guided DDIM with the checkpoint's settings; η = 0 once t < `eta_below`; no guidance once t < `guide_below`."
     g, xt = torch.Generator().manual_seed(a.seed + 1), x_T.clone()
     predict = noise_predictor(pipe.model_0, y)
     guide = classifier_guidance(pipe.model_1, y, cfg.guidance_scale, cfg.guidance_temperature, cfg.guidance_t_max)
-    for t, t_prev in timesteps_for(S, cfg.sample_steps):
+    for t, t_prev in timesteps_for(S, steps or cfg.sample_steps):
         tt = torch.full((len(y),), t, dtype=torch.long)
-        eps, grad = predict(xt, tt), guide(xt, tt)
+        eps, grad = predict(xt, tt), guide(xt, tt) if t >= guide_below else None
         eta = cfg.sample_eta if t >= eta_below else 0.0
         if not recompute: xt = S.ddim_step(xt, t, t_prev, eps, eta=eta, grad=grad, generator=g); continue
         ab = S._host['alpha_bar'][t]
@@ -44,7 +47,9 @@ def ddim(eta_below: int = 0, recompute: bool = False) -> torch.Tensor:
 
 for v in a.variants.split(','):
     t0 = time.time()
-    x = ddim(recompute=True) if v == 'recompute' else ddim(int(v.rsplit('_', 1)[1]) if v.startswith('eta0_below_') else 0)
+    n = int(v.rsplit('_', 1)[1]) if v.rsplit('_', 1)[-1].isdigit() and '_' in v else 0   # the T or N of the name
+    x = ddim(recompute=v == 'recompute', eta_below=n if v.startswith('eta0_below_') else 0,
+             guide_below=n if v.startswith('unguided_below_') else 0, steps=n if v.startswith('steps_') else None)
     m = measure(ref, x, y)
     print(f'{v:16s} accuracy {m["accuracy"]:.1%}  FID {m["fid"]:.2f}  precision {m["precision"]:.2f}  '
           f'recall {m["recall"]:.2f}  ({time.time() - t0:.0f} s)', flush=True)

@@ -30,19 +30,21 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
           device: Param('cuda, mps or cpu (default: the best available)', str) = None,
           num_classes: Param('species (default: the preset\'s, or all classes of --data)', int) = None,
           batch_size: Param('images per step (default: the preset\'s)', int) = None,
-          conditional: Param('also make the UNet class-conditional (for classifier-free guidance)', store_true) = False,
+          conditional: Param('make the UNet class-conditional (the demo and photos presets\' UNets are; the seed\'s is not)', store_true) = False,
+          unconditional: Param("train an unconditional UNet, steered by the classifier alone (the seed's)", store_true) = False,
           no_compile: Param("don't torch.compile the models (compiling is the default on CUDA)", store_true) = False):
     "Train the diffusion model and the noisy classifier together; write checkpoints to --out."
     check_counts(steps=steps, num_classes=num_classes, batch_size=batch_size)      # 0 is an error, None the default
+    if conditional and unconditional: raise ValueError('--conditional and --unconditional exclude each other: give one of them.')
     out = Path(out or Path('checkpoints') / preset)
     resume, overwrite = resume_if_restarted(out, resume, overwrite)   # torchrun --max-restarts: continue the run
     out = prepare_out(out, resume, overwrite)                         # before any work
     dev = local_device(get_device(device))   # under torchrun on CUDA: this process's own GPU
     if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
-    given = dict(batch_size=batch_size, num_classes=num_classes)
+    given = dict(batch_size=batch_size, num_classes=num_classes, conditional=True if conditional else False if unconditional else None)
     cfg = get_config(preset, **{k: v for k, v in given.items() if v is not None})
     seed_everything(cfg.seed)
-    model_0 = UNet.from_config(cfg, num_classes=cfg.num_classes if conditional else None).to(dev)
+    model_0 = UNet.from_config(cfg).to(dev)   # class-conditional if cfg.conditional
     model_1 = UNet_classifier.from_config(cfg).to(dev)
     t0 = time.time()
     r = train_classifier_guidance(model_0, model_1, cfg.num_classes, data=data, cfg=cfg, steps=steps, out=out,
@@ -87,12 +89,12 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
 # %% ../nbs/11_cli.ipynb #1da37586
 def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newest last.pt', str) = 'checkpoints',
              data: Param('the real dataset the checkpoint was trained on (default: the built-in butterflies)', str) = None,
-             n_per_class: Param('samples per species, unguided and guided each (decide with >= 500 in all)', int) = 50,
+             n_per_class: Param('samples per species and setting (decide with >= 500 in all)', int) = 50,
              scale: Param('classifier-guidance scale (default: the checkpoint\'s)', float) = None,
              temperature: Param('classifier temperature (default: the checkpoint\'s)', float) = None,
              steps: Param('DDIM steps (default: the checkpoint\'s)', int) = None,
              eta: Param('DDIM eta (default: the checkpoint\'s)', float) = None,
-             out: Param('folder for one picture per species: unguided samples above guided ones', str) = 'evaluation',
+             out: Param('folder for one picture per species: a row of samples per setting, unguided first', str) = 'evaluation',
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
@@ -104,7 +106,7 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
                                       temperature=temperature, steps=steps, eta=eta)
     paths = save_side_by_side(samples, df.attrs['classes'], out)
     print(report(df))
-    print(f'wrote {len(paths)} pictures to {out}/ (per species: unguided samples above guided ones)')
+    print(f'wrote {len(paths)} pictures to {out}/ (per species: a row per setting, unguided first)')
     return df
 
 # %% ../nbs/11_cli.ipynb #3c568e08

@@ -77,6 +77,7 @@ class Config:
     samples_per_class: int = 8         # images per species in `generate_and_save_images`
     seed: int = 0                      # random seed of data generation and training
     min_snr_gamma: float | None = None # Min-SNR-γ weighting of the noise MSE (Hang et al. 2023); None: plain MSE
+    conditional: bool = False          # the UNet also reads the species (label dropout 10%); guidance steers it further
 
     def __post_init__(self):
         if isinstance(self.net, dict): self.net = NetConfig(**self.net)
@@ -122,6 +123,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'guidance_temperature': (lambda v: _real(v) and v > 0, 'a finite number > 0 (1: plain log p)'),
     'seed': (lambda v: _whole(v, 0), 'a whole number >= 0'),
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
+    'conditional': (lambda v: isinstance(v, bool), 'True or False'),
 }
 
 def out_of_range(obj) -> list[str]:
@@ -159,11 +161,11 @@ PRESETS = {
                    net=NetConfig(image_size=16, base_filters=16, channel_mults=(1, 2), num_res_blocks=1,
                                  attn_resolutions=(8,), num_heads=2, dropout=0.0)),
     'demo': Config(name='demo', num_classes=10, n_per_class=600, batch_size=48, lr=1e-3, steps=1_400,
-                   checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995, min_snr_gamma=5.0,
+                   checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995, min_snr_gamma=5.0, conditional=True,
                    net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                  attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'photos': Config(name='photos', num_classes=75, batch_size=48, lr=1e-3, steps=4_500, checkpoint_every=500,
-                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0,
+                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0, conditional=True,
                      net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                    attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),

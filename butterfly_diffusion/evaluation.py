@@ -222,15 +222,18 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
                         seed: int = 123,               # starting noise (the same for unguided and guided)
                         device=None, progress: bool = True,
                         **changes) -> tuple[pd.DataFrame, dict]:  # sampling settings (`Pipeline.settings`), e.g. scale=2
-    "Real images, unguided and guided samples of every species, each measured against held-out real images."
+    "Real images, unguided and guided samples of every species (and, from a class-conditional UNet, samples given only the species), each measured against held-out real images."
     pipe = load_pipeline(checkpoint, device)
     cfg, classes = pipe.cfg, pipe.classes
     n = n_per_class * len(classes)
     ref = (synthetic_reference(len(classes), cfg.image_size, n_per_class, cfg.seed, dict(progress=progress)) if data is None
            else photo_reference(data, cfg.image_size, classes, n, cfg.seed, judge_kw=dict(progress=progress)))
     rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)
-    for name, scale in (('unguided', 0.0), (f'guided (scale {kw["scale"]:g})', kw['scale'])):
-        x, y = generate(pipe, n_per_class, seed, progress=progress, **{**kw, 'scale': scale})
+    rows_kw = {'unguided': dict(scale=0.0, label=False)}            # no species told, no classifier: near chance
+    if pipe.model_0.num_classes: rows_kw['species label only'] = dict(scale=0.0)
+    rows_kw[f'guided (scale {kw["scale"]:g})'] = {}
+    for name, row_kw in rows_kw.items():
+        x, y = generate(pipe, n_per_class, seed, progress=progress, **{**kw, **row_kw})
         rows[name], samples[name] = measure(ref, x, y), x
     df = pd.DataFrame(rows).T
     df.attrs.update(judge_accuracy=ref.judge_accuracy, source=ref.source, n=n, classes=classes)
@@ -240,7 +243,7 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
 def save_side_by_side(samples: dict,           # setting name -> images (n_classes * n_per_class, 3, H, W), species-major
                       classes: list, out,      # species names; the folder to write to
                       per_row: int = 8) -> list:
-    "One PNG per species: a row of samples for each setting (e.g. unguided above guided); returns the paths."
+    "One PNG per species: a row of samples for each setting (e.g. unguided, then guided); returns the paths."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(samples.values()))) // len(classes)
     paths = []

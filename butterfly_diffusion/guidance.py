@@ -19,9 +19,9 @@ from .scheduler import NoiseSchedule
 from .checkpoint import read_checkpoint, load_models, checkpoint_dir, resolve_weights, WEIGHTS_DIR
 
 # %% auto #0
-__all__ = ['SETTINGS', 'classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance', 'timesteps_for', 'sample',
-           'Trajectory', 'Pipeline', 'load_pipeline', 'default_pipeline', 'generate_and_save_images', 'slug',
-           'save_grids']
+__all__ = ['SETTINGS', 'EXTRA_SETTINGS', 'classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance',
+           'timesteps_for', 'sample', 'Trajectory', 'Pipeline', 'load_pipeline', 'default_pipeline',
+           'generate_and_save_images', 'slug', 'save_grids']
 
 # %% ../nbs/08_guidance.ipynb #f6046cb4
 def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mode
@@ -121,6 +121,8 @@ class Trajectory:
 # %% ../nbs/08_guidance.ipynb #502b2034
 SETTINGS = {'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max',
             'steps': 'sample_steps', 'eta': 'sample_eta'}   # a setting of `Pipeline` and the `Config` field it defaults to
+EXTRA_SETTINGS = {'cfg_scale': 0.0,   # classifier-free guidance weight w (a class-conditional UNet only)
+                  'label': True}      # tell a class-conditional UNet the species (False: the "no class" token)
 
 @dataclass
 class Pipeline:
@@ -139,12 +141,14 @@ class Pipeline:
     def device(self) -> torch.device: return next(self.model_0.parameters()).device
 
     def settings(self, **changes) -> dict:
-        "The config's sampling settings (`SETTINGS`, plus cfg_scale 0), with the `changes` that are not None."
-        bad = set(changes) - set(SETTINGS) - {'cfg_scale'}
-        if bad: raise TypeError(f'unknown sampling setting(s) {sorted(bad)}; choose among {[*SETTINGS, "cfg_scale"]}.')
-        kw = {k: getattr(self.cfg, f) for k, f in SETTINGS.items()} | {'cfg_scale': 0.0}
+        "The config's sampling settings (`SETTINGS`), plus `EXTRA_SETTINGS`, with the `changes` that are not None."
+        bad = set(changes) - set(SETTINGS) - set(EXTRA_SETTINGS)
+        if bad: raise TypeError(f'unknown sampling setting(s) {sorted(bad)}; choose among {[*SETTINGS, *EXTRA_SETTINGS]}.')
+        kw = {k: getattr(self.cfg, f) for k, f in SETTINGS.items()} | EXTRA_SETTINGS
         kw |= {k: v for k, v in changes.items() if v is not None}
         check_guidance(kw['scale'], kw['temperature'])
+        if kw['cfg_scale'] and not kw['label']:
+            raise ValueError('cfg_scale needs label=True: classifier-free guidance contrasts the estimates with and without the species.')
         return kw
 
     def labels(self, species) -> torch.Tensor:
@@ -162,7 +166,7 @@ class Pipeline:
                  x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,  # or these, given
                  callback: Callable | None = None, progress: bool = False,
                  batch_size: int = 256,      # images per `sample` call
-                 **changes) -> torch.Tensor: # `settings` to change: scale, temperature, t_max, steps, eta, cfg_scale
+                 **changes) -> torch.Tensor: # `settings` to change: scale, temperature, t_max, steps, eta, cfg_scale, label
         "`n` samples of each of `species` (in that order), in [-1, 1] on the CPU."
         check_counts(n=n, batch_size=batch_size)
         y, kw = self.labels(species).repeat_interleave(n), self.settings(**changes)
@@ -172,7 +176,7 @@ class Pipeline:
         dtype, out = next(self.model_0.parameters()).dtype, []
         for i in range(0, len(y), batch_size):
             yb, xb = y[i:i + batch_size].to(self.device), x_T[i:i + batch_size].to(self.device, dtype)
-            predict = (classifier_free(self.model_0, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.model_0, yb))
+            predict = (classifier_free(self.model_0, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.model_0, yb if kw['label'] else None))
             guide = classifier_guidance(self.model_1, yb, kw['scale'], kw['temperature'], kw['t_max']) if kw['scale'] else None
             out.append(sample(predict, self.schedule, xb, guide, kw['steps'], kw['eta'], g, callback, progress).cpu())
         return torch.cat(out)

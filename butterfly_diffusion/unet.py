@@ -146,8 +146,8 @@ class UNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Config, num_classes: int | None = None) -> UNet:
-        "The UNet of a `Config` preset (`cfg.net`); class-conditional if `num_classes` is given."
-        return cls(cfg.net, num_classes)
+        "The UNet of a `Config` preset (`cfg.net`), class-conditional on `num_classes` classes, or on the preset's if `cfg.conditional`."
+        return cls(cfg.net, num_classes or (cfg.num_classes if cfg.conditional else None))
 
 # %% ../nbs/05_unet.ipynb #0319645f
 class UNet_classifier(nn.Module):

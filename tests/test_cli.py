@@ -27,3 +27,18 @@ def test_train_then_sample_on_a_real_layout(tmp_path, layout):
 def test_sample_without_a_checkpoint_says_how_to_train(tmp_path):
     r = cli('sample', '--checkpoint', tmp_path / 'none', cwd=tmp_path)
     assert r.returncode != 0 and 'Train one first' in r.stderr
+
+
+@pytest.mark.parametrize('flag, classes', [('--conditional', 3), ('--unconditional', None)])
+def test_train_flags_choose_a_conditional_or_unconditional_unet(tmp_path, flag, classes):
+    from butterfly_diffusion.checkpoint import read_checkpoint
+    root = make_example_dataset(tmp_path / 'data', layout='folders', num_classes=3, n_per_class=6)
+    r = cli('train', '--preset', 'tiny', '--data', root, '--steps', 2, '--batch_size', 4, '--out', tmp_path / 'ck',
+            flag, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_checkpoint(tmp_path / 'ck' / 'last.pt')['model_0_classes'] == classes
+
+
+def test_train_refuses_both_conditional_flags(tmp_path):
+    r = cli('train', '--preset', 'tiny', '--conditional', '--unconditional', '--out', tmp_path / 'ck', cwd=tmp_path)
+    assert r.returncode != 0 and 'exclude each other' in r.stderr and not (tmp_path / 'ck').exists()

@@ -26,6 +26,8 @@ def test_the_file_is_the_one_its_card_describes(name):
     assert numbers['bytes'] == (WEIGHTS_DIR / f'{name}.pt').stat().st_size
     for key in ('guided_accuracy', 'unguided_accuracy', 'judge_accuracy'): assert f'{numbers[key]:.1%}' in text, key
     for key in ('guided_fid', 'unguided_fid', 'floor_fid'): assert f'{numbers[key]:.3f}' in text, key
+    if numbers.get('conditional'):                      # a class-conditional UNet: its label-only row too
+        assert f"{numbers['label_only_accuracy']:.1%}" in text and f"{numbers['label_only_fid']:.3f}" in text
     assert f"{numbers['steps']} optimizer steps" in text and (WEIGHTS_DIR / f'{name}.png').exists()
     ck = read_checkpoint(WEIGHTS_DIR / f'{name}.pt')
     assert ck['step'] == numbers['steps'] and len(ck['classes']) == numbers['species']

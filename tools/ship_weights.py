@@ -10,8 +10,8 @@
 Writes butterfly_diffusion/weights/NAME.pt (EMA UNet and classifier, float16), NAME.png (guided samples, 8 per
 species, up to 10 species), NAME.json (the measured numbers) and NAME.md (the card: how it was made, what it
 measures, its SHA-256). The numbers are measured on the shipped float16 file itself, as a user gets it, by
-`evaluate_checkpoint` (unguided and guided samples of every species against held-out real images, beside the
-real-vs-real floor). tests/test_weights.py checks the files against the card.
+`evaluate_checkpoint` (unguided, label-only for a class-conditional UNet, and guided samples of every species against
+held-out real images, beside the real-vs-real floor). tests/test_weights.py checks the files against the card.
 """
 from __future__ import annotations
 import argparse, json, platform, time
@@ -52,7 +52,8 @@ fp16_text = (f"from the same noise, deterministic DDIM (η = 0) gives pictures t
 
 df, _ = evaluate_checkpoint(out, a.data, a.n_per_class, a.seed, 'cpu', progress=False)
 print(report(df))
-floor, unguided, guided = (df.iloc[i] for i in range(3))
+floor, unguided, guided = df.iloc[0], df.loc['unguided'], df.iloc[-1]   # guided last
+label_only = df.loc['species label only'] if 'species label only' in df.index else None   # a class-conditional UNet
 grid = generate_and_save_images(len(species), display=False, pipeline=half, out=Path('/tmp') / f'ship-{a.name}',
                                 progress=False)
 (WEIGHTS_DIR / f'{a.name}.png').write_bytes(grid['overview'].read_bytes())
@@ -63,6 +64,8 @@ numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], speci
                guided_accuracy=float(guided.accuracy), guided_fid=float(guided.fid), floor_fid=float(floor.fid),
                guided_precision=float(guided.precision), guided_recall=float(guided.recall),
                unguided_accuracy=float(unguided.accuracy), unguided_fid=float(unguided.fid),
+               **({} if label_only is None else dict(label_only_accuracy=float(label_only.accuracy), label_only_fid=float(label_only.fid))),
+               conditional=half.model_0.num_classes is not None,
                fp16_max_pixel_diff=fp16_diff, fp16_mean_pixel_diff_ddim=diff['ddim'].mean().item(),
                fp16_mean_pixel_diff=diff['default'].mean().item(), bytes=out.stat().st_size, sha256=sha256(out), source=a.data or 'built-in')
 (WEIGHTS_DIR / f'{a.name}.json').write_text(json.dumps(numbers, indent=1) + '\n')
@@ -72,7 +75,7 @@ credit = f"\n## Training data\n\n{Path(a.attribution).read_text().strip()}\n" if
 card = f"""# `{a.name}`: {n['preset']} preset, {n['species']} species, {n['image_size']} px
 
 `load_pipeline('{a.name}')` loads it; `generate_and_save_images(pipeline=load_pipeline('{a.name}'))` draws from it.
-The EMA diffusion model and the noisy classifier in float16 ({n['bytes'] / 1e6:.1f} MB), sampled in float32:
+The EMA diffusion model ({'class-conditional: it is told the species, and the classifier guides it on top' if n['conditional'] else 'unconditional: the classifier alone steers it'}) and the noisy classifier in float16 ({n['bytes'] / 1e6:.1f} MB), sampled in float32:
 {fp16_text}.
 
 ![guided samples]({a.name}.png)
@@ -96,8 +99,8 @@ The EMA diffusion model and the noisy classifier in float16 ({n['bytes'] / 1e6:.
 | | judge accuracy | judge-feature FID | precision | recall |
 |---|---|---|---|---|
 | real images (the floor) | {floor.accuracy:.1%} | {floor.fid:.3f} | {floor.precision:.2f} | {floor.recall:.2f} |
-| unguided samples | {n['unguided_accuracy']:.1%} | {n['unguided_fid']:.3f} | {unguided.precision:.2f} | {unguided.recall:.2f} |
-| guided samples (scale {half.cfg.guidance_scale:g}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
+| unguided samples{' (the "no class" token)' if label_only is not None else ''} | {n['unguided_accuracy']:.1%} | {n['unguided_fid']:.3f} | {unguided.precision:.2f} | {unguided.recall:.2f} |
+{'' if label_only is None else f"| samples given only the species label | {label_only.accuracy:.1%} | {label_only.fid:.3f} | {label_only.precision:.2f} | {label_only.recall:.2f} |" + chr(10)}| guided samples (scale {half.cfg.guidance_scale:g}{', with the label' if label_only is not None else ''}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
 
 {n['samples']} samples give the guided accuracy to about ±{196 * (n['guided_accuracy'] * (1 - n['guided_accuracy']) / n['samples']) ** 0.5:.1f} points (95%).
 
