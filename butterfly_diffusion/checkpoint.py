@@ -4,10 +4,10 @@
 
 # %% ../nbs/06a_checkpoint.ipynb #dd2e8101
 from __future__ import annotations
-import hashlib, importlib.resources, os, secrets, warnings
+import dataclasses, hashlib, importlib.resources, os, secrets, warnings
 from pathlib import Path
 import torch
-from .core import Config, NetConfig, get_device
+from .core import Config, NetConfig, SAMPLING_FIELDS, get_device
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
@@ -112,13 +112,20 @@ def atomic_save(obj: dict, path: Path) -> Path:
 def export_weights(checkpoint: str | Path,   # a training checkpoint (file or folder)
                    out: str | Path,          # the weights file to write
                    half: bool = True,        # store float16 (a sixth of the checkpoint) instead of float32
+                   sampling: dict | None = None,  # config fields of sampling (`SAMPLING_FIELDS`) to change, e.g. {'cfg_scale': 2.0}
                    **extra) -> Path:         # more plain values to store, e.g. source='...'
     "Write the EMA UNet and the classifier of `checkpoint` (no optimizer, no RNG) to `out`, atomically; return `out`."
     ck, out = read_checkpoint(checkpoint), Path(out)
+    config = ck['config']
+    if sampling:   # the defaults users get; the training record (`history`, `step`) stays as it was
+        if bad := sorted(set(sampling) - set(SAMPLING_FIELDS)):
+            raise ValueError(f'sampling={bad}: only how the models are sampled can change on export '
+                             f'({", ".join(SAMPLING_FIELDS)}); anything else would not match the trained weights.')
+        config = dataclasses.replace(Config.from_dict(config), **sampling).to_dict()   # checked like any Config
     dtype = torch.float16 if half else torch.float32
     cast = lambda sd: {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     model_0 = ema_weights(ck['ema']) if 'ema' in ck else ck['model_0']
-    weights = dict(format=CHECKPOINT_FORMAT, config=ck['config'], model_0_classes=ck.get('model_0_classes'),
+    weights = dict(format=CHECKPOINT_FORMAT, config=config, model_0_classes=ck.get('model_0_classes'),
                    classes=ck['classes'], step=ck.get('step'), history=ck.get('history', {}),
                    model_0=cast(model_0), model_1=cast(ck['model_1']), **extra)
     return atomic_save(weights, out)

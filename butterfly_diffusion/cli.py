@@ -64,6 +64,7 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
            n_per_class: Param('samples per species (default: the preset\'s)', int) = None,
            scale: Param('classifier-guidance scale (default: the preset\'s)', float) = None,
            temperature: Param('classifier temperature in guidance, 1 = plain log p (default: the preset\'s)', float) = None,
+           cfg_scale: Param('classifier-free weight w on top, class-conditional UNets only; 0: none (default: the preset\'s)', float) = None,
            method: Param('ddim or ddpm', str) = 'ddim',
            steps: Param('DDIM steps (default: the preset\'s)', int) = None,
            out: Param('folder for the PNG grids', str) = 'conditional-sampling',
@@ -71,7 +72,7 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
            device: Param('cuda, mps or cpu', str) = None):
     "Write classifier-guided sample grids per species to --out."
     import matplotlib; matplotlib.use('Agg')
-    check_counts(num_classes=num_classes, n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature)
+    check_counts(num_classes=num_classes, n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale)
     if method not in ('ddim', 'ddpm'): raise ValueError(f'--method {method!r}: use ddim (fast) or ddpm (every step).')
     try: species = [int(s) for s in species.split(',')] if species else None
     except ValueError: raise ValueError(f'--species {species!r}: give species indices separated by commas, e.g. 0,3,7.') from None
@@ -82,7 +83,7 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
     print(f'sampling from {ckpt} ({pipe.cfg.name} preset, {len(classes)} species)')
     r = generate_and_save_images(min(10, len(classes)) if num_classes is None else num_classes, display=False,
                                  pipeline=pipe, n_per_class=n_per_class, species=species, scale=scale,
-                                 temperature=temperature, steps='ddpm' if method == 'ddpm' else steps, out=out, seed=seed)
+                                 temperature=temperature, cfg_scale=cfg_scale, steps='ddpm' if method == 'ddpm' else steps, out=out, seed=seed)
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r
 
@@ -92,18 +93,19 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              n_per_class: Param('samples per species and setting (decide with >= 500 in all)', int) = 50,
              scale: Param('classifier-guidance scale (default: the checkpoint\'s)', float) = None,
              temperature: Param('classifier temperature (default: the checkpoint\'s)', float) = None,
+             cfg_scale: Param('classifier-free weight w on top, class-conditional UNets only (default: the checkpoint\'s)', float) = None,
              steps: Param('DDIM steps (default: the checkpoint\'s)', int) = None,
              eta: Param('DDIM eta (default: the checkpoint\'s)', float) = None,
              out: Param('folder for one picture per species: a row of samples per setting, unguided first', str) = 'evaluation',
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
-    check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature)
+    check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale)
     check_writable_dir(out, 'picture folder (--out)')                    # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report
     df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, scale=scale,
-                                      temperature=temperature, steps=steps, eta=eta)
+                                      temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta)
     paths = save_side_by_side(samples, df.attrs['classes'], out)
     print(report(df))
     print(f'wrote {len(paths)} pictures to {out}/ (per species: a row per setting, unguided first)')

@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range', 'check_net', 'check_config',
-           'in_test', 'default_preset', 'override', 'get_config', 'available_devices', 'get_device', 'autocast',
-           'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything', 'to_image_range', 'image_grid',
-           'show_images']
+__all__ = ['SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
+           'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'available_devices',
+           'get_device', 'autocast', 'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything',
+           'to_image_range', 'image_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Config:
     guidance_scale: float = 4.0        # classifier-guidance scale s (the demo sweep in 09_evaluation picks it)
     guidance_t_max: int = 600          # guide only while t < guidance_t_max (the classifier is near chance above)
     guidance_temperature: float = 3.0  # τ of the classifier softmax in guidance (1: plain log p; see 08_guidance)
+    cfg_scale: float = 0.0             # classifier-free guidance weight w on top, for a class-conditional UNet (0: none)
     samples_per_class: int = 8         # images per species in `generate_and_save_images`
     seed: int = 0                      # random seed of data generation and training
     min_snr_gamma: float | None = None # Min-SNR-γ weighting of the noise MSE (Hang et al. 2023); None: plain MSE
@@ -98,6 +99,8 @@ class Config:
         net = d['net'] if 'net' in d else {k: v for k, v in d.items() if k in nets}   # before 0.2 the fields were flat
         return cls(**{k: v for k, v in d.items() if k in names - {'net'}}, net=NetConfig(**{k: v for k, v in net.items() if k in nets}))
 
+SAMPLING_FIELDS = ('guidance_scale', 'guidance_temperature', 'guidance_t_max', 'cfg_scale', 'sample_steps',
+                   'sample_eta', 'samples_per_class')   # how trained models are sampled: changing these never breaks weights
 
 # %% ../nbs/00_core.ipynb #5bc451e7
 def _whole(v, lo: int = 1) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo
@@ -121,6 +124,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'guidance_scale': (lambda v: _real(v) and abs(v) <= MAX_GUIDANCE_SCALE, f'a finite number, |s| <= {MAX_GUIDANCE_SCALE:g}'),
     'guidance_t_max': (lambda v: _whole(v, 0), 'a whole number >= 0'),
     'guidance_temperature': (lambda v: _real(v) and v > 0, 'a finite number > 0 (1: plain log p)'),
+    'cfg_scale': (lambda v: _real(v) and 0 <= v <= MAX_GUIDANCE_SCALE, f'a finite number in [0, {MAX_GUIDANCE_SCALE:g}]; 0: none'),
     'seed': (lambda v: _whole(v, 0), 'a whole number >= 0'),
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
     'conditional': (lambda v: isinstance(v, bool), 'True or False'),
@@ -164,8 +168,8 @@ PRESETS = {
                    checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995, min_snr_gamma=5.0, conditional=True,
                    net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                  attn_resolutions=(8,), num_heads=4, dropout=0.0)),
-    'photos': Config(name='photos', num_classes=75, batch_size=48, lr=1e-3, steps=4_500, checkpoint_every=500,
-                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0, conditional=True,
+    'photos': Config(name='photos', num_classes=75, batch_size=48, lr=1e-3, steps=3_600, checkpoint_every=400,
+                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0, conditional=True, cfg_scale=2.0,
                      net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                    attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),
@@ -234,14 +238,18 @@ def check_counts(**counts) -> None:
     if bad: raise ValueError(f'{", ".join(bad)}: a count must be a whole number >= 1 (leave it out for the default).')
 
 def check_guidance(scale: float | None = None,       # classifier-guidance scale s; None: the default
-                   temperature: float | None = None  # classifier temperature τ; None: the default
+                   temperature: float | None = None, # classifier temperature τ; None: the default
+                   cfg_scale: float | None = None    # classifier-free weight w; None: the default
                   ) -> None:
-    "Raise a `ValueError` for a NaN, infinite or absurd guidance scale or temperature."
+    "Raise a `ValueError` for a NaN, infinite or absurd guidance scale, temperature or classifier-free weight."
     if scale is not None and not (_real(scale) and abs(scale) <= MAX_GUIDANCE_SCALE):
         raise ValueError(f'guidance scale {scale!r} makes no sense: use a finite number with |s| <= '
                          f'{MAX_GUIDANCE_SCALE:g} (0: unguided; the presets use 4).')
     if temperature is not None and not (_real(temperature) and temperature > 0):
         raise ValueError(f'guidance temperature {temperature!r} makes no sense: use a finite number > 0 (1: plain log p).')
+    if cfg_scale is not None and not (_real(cfg_scale) and 0 <= cfg_scale <= MAX_GUIDANCE_SCALE):
+        raise ValueError(f'classifier-free weight {cfg_scale!r} makes no sense: use a finite number in '
+                         f'[0, {MAX_GUIDANCE_SCALE:g}] (0: none; the photos preset uses 2).')
 
 # %% ../nbs/00_core.ipynb #9ea3d578
 def check_writable_dir(path,                         # a folder, made later if it does not exist yet

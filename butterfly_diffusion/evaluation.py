@@ -26,7 +26,7 @@ from .guidance import Pipeline, load_pipeline, slug
 # %% auto #0
 __all__ = ['Judge', 'accuracy', 'images_of', 'fit_judge', 'train_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
            'generate', 'diversity', 'evaluate', 'sweep', 'real_images', 'plot_sweep', 'Reference', 'measure',
-           'synthetic_reference', 'photo_reference', 'evaluate_checkpoint', 'save_side_by_side', 'report']
+           'synthetic_reference', 'photo_reference', 'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
@@ -144,12 +144,15 @@ def evaluate(judge: Judge, real: tuple, x: torch.Tensor, y: torch.Tensor) -> dic
                 diversity=diversity(judge, x, y) / diversity(judge, *real))
 
 def sweep(settings: list[dict], pipe: Pipeline, judge, real, n_per_class: int, **kw) -> pd.DataFrame:
-    "One row per setting (sampling settings, a 'method' label, optionally another 'pipe'): accuracy, FID, KID, diversity, time."
+    """One row per setting (sampling settings, a 'method' label, optionally another 'pipe'): accuracy, FID, KID, diversity, time.
+    `scale` is the classifier's scale and `cfg_scale` the classifier-free weight w; `weight` is the one the row sets
+    (w where given, else s): the x of `plot_sweep`."""
     rows = []
     for s in tqdm(settings, desc='sweep'):
         t0 = time.time()
         x, y = generate(s.get('pipe', pipe), n_per_class, **{k: v for k, v in s.items() if k not in ('method', 'pipe')}, **kw)
-        rows.append(dict(method=s['method'], scale=s.get('scale', s.get('cfg_scale', 0.0)), t_max=s.get('t_max'),
+        rows.append(dict(method=s['method'], weight=s.get('cfg_scale', s.get('scale')), scale=s.get('scale'),
+                         cfg_scale=s.get('cfg_scale'), t_max=s.get('t_max'),
                          temperature=s.get('temperature'), **evaluate(judge, real, x, y), seconds=time.time() - t0))
     return pd.DataFrame(rows)
 
@@ -159,13 +162,13 @@ def real_images(num_classes: int, image_size: int, n_per_class: int, seed: int =
     return images_of(SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index))
 
 def plot_sweep(df: pd.DataFrame):
-    "Guided accuracy and classifier-feature FID against guidance scale, one line per method."
+    "Guided accuracy and classifier-feature FID against the guidance weight (s, or w for classifier-free), one line per method."
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
     for m, g in df.groupby('method', sort=False):
-        a.plot(g.scale, g.accuracy, 'o-', label=m); b.plot(g.scale, g.fid, 'o-', label=m)
+        a.plot(g.weight, g.accuracy, 'o-', label=m); b.plot(g.weight, g.fid, 'o-', label=m)
     a.axhline(1 / df.attrs.get('num_classes', 10), ls=':', c='gray', label='chance')
-    a.set(xlabel='guidance scale', ylabel='judge accuracy', ylim=(0, 1.02), title='guided accuracy'); a.legend()
-    b.set(xlabel='guidance scale', ylabel='FID (judge features)', title='classifier-feature FID (lower is better)'); b.legend()
+    a.set(xlabel='guidance scale s (classifier-free: w)', ylabel='judge accuracy', ylim=(0, 1.02), title='guided accuracy'); a.legend()
+    b.set(xlabel='guidance scale s (classifier-free: w)', ylabel='FID (judge features)', title='classifier-feature FID (lower is better)'); b.legend()
     fig.tight_layout()
     return fig
 
@@ -216,6 +219,10 @@ def photo_reference(path,                    # the real dataset the checkpoint w
     return Reference(judge, acc, images_of(data.valid_ds), floor_set, list(classes), str(path))
 
 # %% ../nbs/09_evaluation.ipynb #b3843d96
+def guided_row(kw: dict) -> str:
+    "The name of the guided row for sampling settings `kw`: its classifier scale, and its classifier-free w if any."
+    return f'guided (scale {kw["scale"]:g}' + (f', w {kw["cfg_scale"]:g})' if kw['cfg_scale'] else ')')
+
 def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folder to search for the newest last.pt
                         data=None,                     # the real dataset it was trained on; None: built-in butterflies
                         n_per_class: int = 50,         # samples per species and setting (decide with >= 500 in all)
@@ -229,9 +236,10 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
     ref = (synthetic_reference(len(classes), cfg.image_size, n_per_class, cfg.seed, dict(progress=progress)) if data is None
            else photo_reference(data, cfg.image_size, classes, n, cfg.seed, judge_kw=dict(progress=progress)))
     rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)
-    rows_kw = {'unguided': dict(scale=0.0, label=False)}            # no species told, no classifier: near chance
-    if pipe.model_0.num_classes: rows_kw['species label only'] = dict(scale=0.0)
-    rows_kw[f'guided (scale {kw["scale"]:g})'] = {}
+    rows_kw = {'unguided': dict(scale=0.0, cfg_scale=0.0, label=False)}   # no species told, no classifier: near chance
+    if pipe.model_0.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)
+    if kw['cfg_scale']: rows_kw[f'classifier-free only (w {kw["cfg_scale"]:g})'] = dict(scale=0.0)
+    rows_kw[guided_row(kw)] = {}
     for name, row_kw in rows_kw.items():
         x, y = generate(pipe, n_per_class, seed, progress=progress, **{**kw, **row_kw})
         rows[name], samples[name] = measure(ref, x, y), x

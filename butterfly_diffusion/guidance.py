@@ -120,9 +120,8 @@ class Trajectory:
 
 # %% ../nbs/08_guidance.ipynb #502b2034
 SETTINGS = {'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max',
-            'steps': 'sample_steps', 'eta': 'sample_eta'}   # a setting of `Pipeline` and the `Config` field it defaults to
-EXTRA_SETTINGS = {'cfg_scale': 0.0,   # classifier-free guidance weight w (a class-conditional UNet only)
-                  'label': True}      # tell a class-conditional UNet the species (False: the "no class" token)
+            'steps': 'sample_steps', 'eta': 'sample_eta', 'cfg_scale': 'cfg_scale'}   # a setting of `Pipeline` and the `Config` field it defaults to
+EXTRA_SETTINGS = {'label': True}      # tell a class-conditional UNet the species (False: the "no class" token)
 
 @dataclass
 class Pipeline:
@@ -146,9 +145,14 @@ class Pipeline:
         if bad: raise TypeError(f'unknown sampling setting(s) {sorted(bad)}; choose among {[*SETTINGS, *EXTRA_SETTINGS]}.')
         kw = {k: getattr(self.cfg, f) for k, f in SETTINGS.items()} | EXTRA_SETTINGS
         kw |= {k: v for k, v in changes.items() if v is not None}
-        check_guidance(kw['scale'], kw['temperature'])
+        check_guidance(kw['scale'], kw['temperature'], kw['cfg_scale'])
+        if changes.get('cfg_scale') is None and not (kw['label'] and self.model_0.num_classes):
+            kw['cfg_scale'] = 0.0   # the config's w needs the species told to a class-conditional UNet: else none
         if kw['cfg_scale'] and not kw['label']:
             raise ValueError('cfg_scale needs label=True: classifier-free guidance contrasts the estimates with and without the species.')
+        if kw['cfg_scale'] and not self.model_0.num_classes:
+            raise ValueError('cfg_scale needs a class-conditional UNet (this one is unconditional): leave it at 0, or '
+                             'train one with `conditional=True` (`--conditional`).')
         return kw
 
     def labels(self, species) -> torch.Tensor:
@@ -209,10 +213,10 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
                              n_per_class: int | None = None, # samples per species (default: cfg.samples_per_class)
                              out: str | Path = 'conditional-sampling',  # folder for the PNG grids
                              seed: int = 0, device=None, progress: bool = True,
-                             **changes) -> dict:             # sampling settings: scale, temperature, t_max, steps, eta
+                             **changes) -> dict:             # sampling settings: scale, temperature, t_max, steps, eta, cfg_scale
     "Sample `n_per_class` guided images of each species; save a grid per species and an overview; return them."
     check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class, steps=changes.get('steps') if changes.get('steps') != 'ddpm' else None)
-    check_guidance(changes.get('scale'), changes.get('temperature'))
+    check_guidance(changes.get('scale'), changes.get('temperature'), changes.get('cfg_scale'))
     check_writable_dir(out, 'sample folder (out, --out)')     # before any work, not after sampling
     pipe = pipeline or (default_pipeline(device=device) if checkpoint is None else load_pipeline(checkpoint, device))
     ids = pipe.labels(list(range(NUM_CLASSES)) if species is None else species).tolist()

@@ -28,6 +28,9 @@ def test_the_file_is_the_one_its_card_describes(name):
     for key in ('guided_fid', 'unguided_fid', 'floor_fid'): assert f'{numbers[key]:.3f}' in text, key
     if numbers.get('conditional'):                      # a class-conditional UNet: its label-only row too
         assert f"{numbers['label_only_accuracy']:.1%}" in text and f"{numbers['label_only_fid']:.3f}" in text
+    if numbers.get('cfg_scale'):                        # classifier-free guidance on top: its row, and the config that sets it
+        assert f"{numbers['cfg_only_accuracy']:.1%}" in text and f"{numbers['cfg_only_fid']:.3f}" in text
+        assert load_pipeline(name, 'cpu').cfg.cfg_scale == numbers['cfg_scale']
     assert f"{numbers['steps']} optimizer steps" in text and (WEIGHTS_DIR / f'{name}.png').exists()
     ck = read_checkpoint(WEIGHTS_DIR / f'{name}.pt')
     assert ck['step'] == numbers['steps'] and len(ck['classes']) == numbers['species']

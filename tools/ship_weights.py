@@ -10,8 +10,9 @@
 Writes butterfly_diffusion/weights/NAME.pt (EMA UNet and classifier, float16), NAME.png (guided samples, 8 per
 species, up to 10 species), NAME.json (the measured numbers) and NAME.md (the card: how it was made, what it
 measures, its SHA-256). The numbers are measured on the shipped float16 file itself, as a user gets it, by
-`evaluate_checkpoint` (unguided, label-only for a class-conditional UNet, and guided samples of every species against
-held-out real images, beside the real-vs-real floor). tests/test_weights.py checks the files against the card.
+`evaluate_checkpoint` (unguided, label-only for a class-conditional UNet, classifier-free only where the config sets
+w > 0, and guided samples of every species against held-out real images, beside the real-vs-real floor).
+tests/test_weights.py checks the files against the card.
 """
 from __future__ import annotations
 import argparse, json, platform, time
@@ -30,11 +31,14 @@ p.add_argument('--data', default=None, help='the real dataset it was trained on 
 p.add_argument('--attribution', default=None, help="a file whose text credits the training data (the dataset's README)")
 p.add_argument('--n_per_class', type=int, default=50, help='samples per species for the numbers (decide with >= 500)')
 p.add_argument('--seed', type=int, default=123)
+p.add_argument('--sampling', nargs='*', default=[], metavar='FIELD=VALUE',
+               help="sampling defaults to ship in the config (e.g. cfg_scale=2 when the preset's default changed after the run)")
 a = p.parse_args()
+sampling = {k: json.loads(v) for k, v in (kv.split('=', 1) for kv in a.sampling)}
 
 t0 = time.time()
 ck = read_checkpoint(a.checkpoint)
-out = export_weights(a.checkpoint, WEIGHTS_DIR / f'{a.name}.pt', source=a.command)
+out = export_weights(a.checkpoint, WEIGHTS_DIR / f'{a.name}.pt', sampling=sampling, source=a.command)
 hist = ck.get('history', {})
 
 # float16 against float32, the same noise through both (images span [-1, 1]). Deterministic DDIM shows what the
@@ -54,6 +58,8 @@ df, _ = evaluate_checkpoint(out, a.data, a.n_per_class, a.seed, 'cpu', progress=
 print(report(df))
 floor, unguided, guided = df.iloc[0], df.loc['unguided'], df.iloc[-1]   # guided last
 label_only = df.loc['species label only'] if 'species label only' in df.index else None   # a class-conditional UNet
+cfg_only = next((df.loc[r] for r in df.index if r.startswith('classifier-free only')), None)   # and w > 0
+w = half.cfg.cfg_scale if cfg_only is not None else 0
 grid = generate_and_save_images(len(species), display=False, pipeline=half, out=Path('/tmp') / f'ship-{a.name}',
                                 progress=False)
 (WEIGHTS_DIR / f'{a.name}.png').write_bytes(grid['overview'].read_bytes())
@@ -65,6 +71,8 @@ numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], speci
                guided_precision=float(guided.precision), guided_recall=float(guided.recall),
                unguided_accuracy=float(unguided.accuracy), unguided_fid=float(unguided.fid),
                **({} if label_only is None else dict(label_only_accuracy=float(label_only.accuracy), label_only_fid=float(label_only.fid))),
+               **({} if cfg_only is None else dict(cfg_scale=w, cfg_only_accuracy=float(cfg_only.accuracy), cfg_only_fid=float(cfg_only.fid))),
+               guidance_scale=half.cfg.guidance_scale, sampling_changed_on_export=sampling,
                conditional=half.model_0.num_classes is not None,
                fp16_max_pixel_diff=fp16_diff, fp16_mean_pixel_diff_ddim=diff['ddim'].mean().item(),
                fp16_mean_pixel_diff=diff['default'].mean().item(), bytes=out.stat().st_size, sha256=sha256(out), source=a.data or 'built-in')
@@ -88,8 +96,8 @@ The EMA diffusion model ({'class-conditional: it is told the species, and the cl
 
 {n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {platform.processor() or platform.machine()}
 (a 2-core CPU), data: {n['source']}. Exported with `python tools/ship_weights.py {a.checkpoint} {a.name}
-{'--data ' + a.data + ' ' if a.data else ''}--command ...`.
-
+{'--data ' + a.data + ' ' if a.data else ''}--command ...{' --sampling ' + ' '.join(a.sampling) if a.sampling else ''}`.
+{'' if not sampling else chr(10) + 'Sampling defaults set on export (they change how the trained networks are sampled, not the networks): ' + ', '.join(f'`{k}` = {v}' for k, v in sampling.items()) + '.' + chr(10)}
 ## What it measures
 
 `butterfly-diffusion evaluate --checkpoint {a.name} {'--data ' + a.data + ' ' if a.data else ''}--n_per_class {a.n_per_class} --seed {a.seed}`:
@@ -100,7 +108,7 @@ The EMA diffusion model ({'class-conditional: it is told the species, and the cl
 |---|---|---|---|---|
 | real images (the floor) | {floor.accuracy:.1%} | {floor.fid:.3f} | {floor.precision:.2f} | {floor.recall:.2f} |
 | unguided samples{' (the "no class" token)' if label_only is not None else ''} | {n['unguided_accuracy']:.1%} | {n['unguided_fid']:.3f} | {unguided.precision:.2f} | {unguided.recall:.2f} |
-{'' if label_only is None else f"| samples given only the species label | {label_only.accuracy:.1%} | {label_only.fid:.3f} | {label_only.precision:.2f} | {label_only.recall:.2f} |" + chr(10)}| guided samples (scale {half.cfg.guidance_scale:g}{', with the label' if label_only is not None else ''}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
+{'' if label_only is None else f"| samples given only the species label | {label_only.accuracy:.1%} | {label_only.fid:.3f} | {label_only.precision:.2f} | {label_only.recall:.2f} |" + chr(10)}{'' if cfg_only is None else f"| the label with classifier-free guidance (w {w:g}), no classifier | {cfg_only.accuracy:.1%} | {cfg_only.fid:.3f} | {cfg_only.precision:.2f} | {cfg_only.recall:.2f} |" + chr(10)}| guided samples (scale {half.cfg.guidance_scale:g}{', with the label' if label_only is not None else ''}{f' and w {w:g}' if w else ''}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
 
 {n['samples']} samples give the guided accuracy to about ±{196 * (n['guided_accuracy'] * (1 - n['guided_accuracy']) / n['samples']) ** 0.5:.1f} points (95%).
 
