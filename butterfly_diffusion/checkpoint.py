@@ -67,7 +67,8 @@ def build_models(ckpt: dict, device=None, ema: bool = True) -> tuple:
     model_0, model_1 = UNet(cfg.net, ckpt.get('model_0_classes')), UNet_classifier(len(ckpt['classes']), cfg.net)
     model_0.load_state_dict(ema_weights(ckpt['ema']) if ema and 'ema' in ckpt else ckpt['model_0'])
     model_1.load_state_dict(ckpt['model_1'])
-    return model_0.to(device).eval(), model_1.to(device).eval(), cfg, list(ckpt['classes'])
+    as_trained = dict(device=device, memory_format=torch.channels_last)   # as in training: oneDNN's convolutions are ~8% faster
+    return model_0.to(**as_trained).eval(), model_1.to(**as_trained).eval(), cfg, list(ckpt['classes'])
 
 def load_models(path: str | Path, device=None, ema: bool = True) -> tuple:
     "Rebuild `(model_0, model_1, cfg, classes)` from a checkpoint file or folder; `model_0` holds the EMA weights when `ema`."

@@ -21,12 +21,14 @@ from .core import get_config, get_device, seed_everything, show_images, image_gr
 from .synthetic import species_names
 from .data import SyntheticButterflies, get_data
 from .scheduler import NoiseSchedule
+from .checkpoint import WEIGHTS_DIR, atomic_save
 from .guidance import Pipeline, load_pipeline, slug
 
 # %% auto #0
-__all__ = ['Judge', 'accuracy', 'images_of', 'fit_judge', 'train_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
-           'generate', 'diversity', 'evaluate', 'sweep', 'real_images', 'plot_sweep', 'Reference', 'measure',
-           'synthetic_reference', 'photo_reference', 'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report']
+__all__ = ['JUDGES_DIR', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe', 'shipped_judge_file', 'train_judge',
+           'ship_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall', 'generate', 'diversity', 'evaluate',
+           'sweep', 'real_images', 'plot_sweep', 'Reference', 'measure', 'synthetic_reference', 'photo_reference',
+           'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
@@ -78,12 +80,42 @@ def fit_judge(train_ds,                # clean `(image, label)` pairs to learn f
     return judge, accuracy(judge, x.to(device), y.to(device))
 
 # %% ../nbs/09_evaluation.ipynb #a14127b7
+JUDGES_DIR = WEIGHTS_DIR / 'judges'   # trained judges of the built-in butterflies that ship with the package
+
+def judge_recipe(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, first_index: int = 10**6,
+                 seed: int = 0) -> dict:
+    "What defines a judge of the built-in butterflies: `train_judge`'s arguments."
+    return dict(num_classes=num_classes, image_size=image_size, n_per_class=n_per_class, epochs=epochs,
+                first_index=first_index, seed=seed)
+
+def shipped_judge_file(recipe: dict) -> Path:
+    "Where the shipped judge of `recipe` is (or would be) stored."
+    return JUDGES_DIR / f"builtin-{recipe['num_classes']}-species-{recipe['image_size']}px-seed{recipe['seed']}.pt"
+
 def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, first_index: int = 10**6,
-                seed: int = 0, **kwargs) -> tuple[Judge, float]:
+                seed: int = 0,
+                shipped: bool = True,  # load the judge that ships for exactly this recipe, if one does, instead of training it
+                **kwargs) -> tuple[Judge, float]:  # more `fit_judge` arguments (anything but device and progress trains anew)
     "A `Judge` of held-out built-in butterflies (fresh images, from `first_index` on), and its accuracy on others."
-    train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
+    recipe = judge_recipe(num_classes, image_size, n_per_class, epochs, first_index, seed)
     test = SyntheticButterflies(num_classes, image_size, 50, seed=seed, first_index=2 * first_index)
+    f = shipped_judge_file(recipe)
+    if shipped and f.exists() and not set(kwargs) - {'device', 'progress'}:
+        saved = torch.load(f, map_location='cpu', weights_only=True)
+        if saved['recipe'] == recipe:          # a judge trained exactly so: the same instrument on every machine
+            device = get_device(kwargs.get('device'))
+            judge = Judge(num_classes); judge.load_state_dict(saved['judge'])
+            x, y = images_of(test)
+            return judge.to(device).eval(), accuracy(judge.to(device).eval(), x.to(device), y.to(device))
+    train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
     return fit_judge(train, test, num_classes, epochs, seed=seed, **kwargs)
+
+def ship_judge(num_classes: int = 10, image_size: int = 32, seed: int = 0, **kwargs) -> Path:
+    "Train the judge of a recipe (`judge_recipe`; the `demo` preset's by default) and write it where `train_judge` finds it."
+    recipe = judge_recipe(num_classes, image_size, seed=seed)
+    judge, acc = train_judge(num_classes, image_size, seed=seed, shipped=False, **kwargs)
+    state = {k: v.cpu() for k, v in judge.state_dict().items()}
+    return atomic_save(dict(recipe=recipe, judge=state, accuracy=acc, torch=str(torch.__version__)), shipped_judge_file(recipe))
 
 # %% ../nbs/09_evaluation.ipynb #daaf74a9
 class JudgeFeatures(nn.Module):
