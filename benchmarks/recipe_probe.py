@@ -6,6 +6,7 @@ The measurement behind the "probes" rows of the recipe table in nbs/09_evaluatio
     python benchmarks/recipe_probe.py base --snapshots 1400 --ema 0.995,w1,p3,p1.5      # EMA profiles of one run
     python benchmarks/recipe_probe.py lr2w lr=2e-3 --warmup 200 --classifier_ema 0.995  # LR warm-up; classifier EMA
     python benchmarks/recipe_probe.py tln --t_lognormal 0,1.4                           # where training spends t
+    python benchmarks/recipe_probe.py half --classifier_share 0.5                       # the classifier on half a batch
     butterfly-diffusion evaluate --checkpoint runs/probe-base/s1400-ema0.995.pt --n_per_class 50
 
 EMA profiles: `0.995` a constant decay; `wD` the warm-up decay min(D, (1 + s)/(10 + s)); `pG` the power-function EMA
@@ -31,6 +32,7 @@ p.add_argument('--ema', default='0.995', help='EMA profiles of the UNet, comma-s
 p.add_argument('--classifier_ema', default='', help='EMA profiles of the classifier (default: none, as trained)')
 p.add_argument('--warmup', type=int, default=0, help='steps of linear learning-rate warm-up')
 p.add_argument('--t_lognormal', default=None, help='MEAN,STD of ln sigma_t to draw training timesteps from')
+p.add_argument('--classifier_share', type=float, default=1.0, help='share of each batch the classifier trains on')
 a = p.parse_args()
 
 def decay(profile: str, step: int) -> float:
@@ -49,10 +51,28 @@ def lognormal_t(mean: float, std: float):
         return schedule.q_sample(x0, t, eps), t, eps
     return noisy_batch
 
+def classifier_on_share(share: float):
+    "A `train_step` whose classifier trains on the first `share` of each noisy batch (the UNet, as ever, on all of it)."
+    def train_step(s, schedule, x0, y, p_uncond=0.1):
+        s.model_0.train(); s.model_1.train()
+        xt, t, eps = training.noisy_batch(schedule, x0, s.generator)
+        weight = training.min_snr_weight(schedule, t, cfg.min_snr_gamma) if cfg.min_snr_gamma else None
+        k = max(1, round(len(y) * share))
+        drop = torch.rand(y.shape, generator=s.generator) < p_uncond      # label dropout, as in joint_losses
+        y0 = torch.where(drop, torch.full_like(y, s.model_0.num_classes), y) if s.model_0.num_classes else None
+        err = (s.model_0(xt, t, y0) - eps).square().mean((1, 2, 3))
+        loss_0 = (err if weight is None else weight * err).mean()
+        loss_1 = torch.nn.functional.cross_entropy(s.model_1(xt[:k], t[:k]), y[:k])
+        for opt, loss in ((s.opt_0, loss_0), (s.opt_1, loss_1)):
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        s.ema.update_parameters(s.model_0); s.step += 1
+    return train_step
+
 kw = {k: ast.literal_eval(v) for k, v in (s.split('=', 1) for s in a.overrides)}
 cfg = get_config(a.preset, **kw)
 steps = cfg.steps
 snapshots = sorted({int(s) for s in a.snapshots.split(',')}) if a.snapshots else [steps]
+if a.classifier_share < 1: training.train_step = classifier_on_share(a.classifier_share)   # what the loop below calls
 if a.t_lognormal: training.noisy_batch = lognormal_t(*map(float, a.t_lognormal.split(',')))   # what train_step calls
 seed_everything(cfg.seed)
 model_0, model_1 = (m.to(memory_format=torch.channels_last) for m in (UNet.from_config(cfg), UNet_classifier.from_config(cfg)))

@@ -96,16 +96,18 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              cfg_scale: Param('classifier-free weight w on top, class-conditional UNets only (default: the checkpoint\'s)', float) = None,
              steps: Param('DDIM steps (default: the checkpoint\'s)', int) = None,
              eta: Param('DDIM eta (default: the checkpoint\'s)', float) = None,
+             t_max: Param('guide only while t < t_max (default: the checkpoint\'s)', int) = None,
              out: Param('folder for one picture per species: a row of samples per setting, unguided first', str) = 'evaluation',
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
     check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale)
+    if t_max is not None and t_max < 0: raise ValueError(f'--t_max {t_max}: give a timestep >= 0 (guidance acts while t < t_max; 0 turns it off).')
     check_writable_dir(out, 'picture folder (--out)')                    # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report
     df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, scale=scale,
-                                      temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta)
+                                      temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
     paths = save_side_by_side(samples, df.attrs['classes'], out)
     print(report(df))
     print(f'wrote {len(paths)} pictures to {out}/ (per species: a row per setting, unguided first)')
