@@ -104,9 +104,9 @@ def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epoch
         saved = torch.load(f, map_location='cpu', weights_only=True)
         if saved['recipe'] == recipe:          # a judge trained exactly so: the same instrument on every machine
             device = get_device(kwargs.get('device'))
-            judge = Judge(num_classes); judge.load_state_dict(saved['judge'])
+            judge = Judge(num_classes); judge.load_state_dict(saved['judge']); judge = judge.to(device).eval()
             x, y = images_of(test)
-            return judge.to(device).eval(), accuracy(judge.to(device).eval(), x.to(device), y.to(device))
+            return judge, accuracy(judge, x.to(device), y.to(device))
     train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
     return fit_judge(train, test, num_classes, epochs, seed=seed, **kwargs)
 
