@@ -101,8 +101,7 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
-    check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale)
-    if t_max is not None and t_max < 0: raise ValueError(f'--t_max {t_max}: give a timestep >= 0 (guidance acts while t < t_max; 0 turns it off).')
+    check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale, t_max)
     check_writable_dir(out, 'picture folder (--out)')                    # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report

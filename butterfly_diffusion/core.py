@@ -239,9 +239,10 @@ def check_counts(**counts) -> None:
 
 def check_guidance(scale: float | None = None,       # classifier-guidance scale s; None: the default
                    temperature: float | None = None, # classifier temperature τ; None: the default
-                   cfg_scale: float | None = None    # classifier-free weight w; None: the default
+                   cfg_scale: float | None = None,   # classifier-free weight w; None: the default
+                   t_max: int | None = None          # guide only while t < t_max; None: the default
                   ) -> None:
-    "Raise a `ValueError` for a NaN, infinite or absurd guidance scale, temperature or classifier-free weight."
+    "Raise a `ValueError` for a NaN, infinite or absurd guidance scale, temperature, classifier-free weight or t_max."
     if scale is not None and not (_real(scale) and abs(scale) <= MAX_GUIDANCE_SCALE):
         raise ValueError(f'guidance scale {scale!r} makes no sense: use a finite number with |s| <= '
                          f'{MAX_GUIDANCE_SCALE:g} (0: unguided; the presets use 4).')
@@ -250,6 +251,9 @@ def check_guidance(scale: float | None = None,       # classifier-guidance scale
     if cfg_scale is not None and not (_real(cfg_scale) and 0 <= cfg_scale <= MAX_GUIDANCE_SCALE):
         raise ValueError(f'classifier-free weight {cfg_scale!r} makes no sense: use a finite number in '
                          f'[0, {MAX_GUIDANCE_SCALE:g}] (0: none; the photos preset uses 2).')
+    if t_max is not None and not _whole(t_max, 0):
+        raise ValueError(f'guidance t_max {t_max!r} makes no sense: give a whole timestep >= 0 (guidance acts while '
+                         't < t_max; 0 turns it off).')
 
 # %% ../nbs/00_core.ipynb #9ea3d578
 def check_writable_dir(path,                         # a folder, made later if it does not exist yet

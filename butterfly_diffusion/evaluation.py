@@ -84,7 +84,7 @@ JUDGES_DIR = WEIGHTS_DIR / 'judges'   # trained judges of the built-in butterfli
 
 def judge_recipe(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, first_index: int = 10**6,
                  seed: int = 0) -> dict:
-    "What defines a judge of the built-in butterflies: `train_judge`'s arguments."
+    "What defines a judge of the built-in butterflies: `train_judge`'s arguments, with its defaults (a test keeps them equal)."
     return dict(num_classes=num_classes, image_size=image_size, n_per_class=n_per_class, epochs=epochs,
                 first_index=first_index, seed=seed)
 
@@ -110,10 +110,10 @@ def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epoch
     train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
     return fit_judge(train, test, num_classes, epochs, seed=seed, **kwargs)
 
-def ship_judge(num_classes: int = 10, image_size: int = 32, seed: int = 0, **kwargs) -> Path:
-    "Train the judge of a recipe (`judge_recipe`; the `demo` preset's by default) and write it where `train_judge` finds it."
-    recipe = judge_recipe(num_classes, image_size, seed=seed)
-    judge, acc = train_judge(num_classes, image_size, seed=seed, shipped=False, **kwargs)
+def ship_judge(recipe: dict,   # `judge_recipe(...)`; the demo preset's is `judge_recipe(10, 32)`
+               **kwargs) -> Path:  # `fit_judge`'s device and progress
+    "Train the judge of `recipe` and write it where `train_judge` finds it."
+    judge, acc = train_judge(**recipe, shipped=False, **kwargs)   # trained exactly as recorded
     state = {k: v.cpu() for k, v in judge.state_dict().items()}
     return atomic_save(dict(recipe=recipe, judge=state, accuracy=acc, torch=str(torch.__version__)), shipped_judge_file(recipe))
 

@@ -352,7 +352,7 @@ def test_sample_says_which_checkpoint_and_defaults_to_the_species_it_has(capsys,
 
 
 @pytest.mark.parametrize('args,problem', [(['--n_per_class', 0], 'n_per_class=0'), (['--scale', 'inf'], 'guidance scale inf'),
-                                          (['--t_max', -3], '--t_max -3: give a timestep >= 0')])
+                                          (['--t_max', -3], 'guidance t_max -3 makes no sense')])
 def test_evaluate_checks_its_numbers_before_any_work(capsys, ck, tmp_path, args, problem):
     before = snapshot(tmp_path)
     line = user_error(capsys, 'evaluate', '--checkpoint', ck, '--out', tmp_path / 'e', *args)

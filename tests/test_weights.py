@@ -1,5 +1,5 @@
 """The weights that ship with the package are the files their cards describe, and measure what their cards say."""
-import json
+import inspect, json
 import pytest
 import torch
 from butterfly_diffusion.checkpoint import WEIGHTS_DIR, read_checkpoint, sha256, shipped_weights
@@ -59,6 +59,8 @@ def test_the_demo_recipes_judge_ships_and_still_judges_fresh_pictures():
     recipe = judge_recipe(cfg.num_classes, cfg.image_size, seed=cfg.seed)    # train_judge's defaults
     saved = torch.load(shipped_judge_file(recipe), map_location='cpu', weights_only=True)
     assert saved['recipe'] == recipe     # fails when train_judge's defaults change: run tools/ship_judge.py again
+    defaults = {k: p.default for k, p in inspect.signature(train_judge).parameters.items() if k in recipe and p.default is not p.empty}
+    assert defaults == {k: recipe[k] for k in defaults}, defaults        # judge_recipe's defaults are train_judge's
     judge, acc = train_judge(cfg.num_classes, cfg.image_size, seed=cfg.seed, progress=False)
     assert not judge.training and all(torch.equal(v, saved['judge'][k]) for k, v in judge.state_dict().items())
     # a change to the drawing of the butterflies shows here: 500 test pictures, then 300 it has never been scored on

@@ -7,11 +7,11 @@ demo's models is measured with the same judge on every machine. Run it again whe
 butterflies or the judge's recipe changes: tests/test_weights.py fails until then.
 """
 import argparse
-from butterfly_diffusion.evaluation import ship_judge
+from butterfly_diffusion.evaluation import judge_recipe, ship_judge
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('--num_classes', type=int, default=10); p.add_argument('--image_size', type=int, default=32)
 p.add_argument('--seed', type=int, default=0)
 a = p.parse_args()
-path = ship_judge(a.num_classes, a.image_size, a.seed, progress=True)
+path = ship_judge(judge_recipe(a.num_classes, a.image_size, seed=a.seed), progress=True)
 print(f'wrote {path}')
