@@ -31,6 +31,7 @@ class NetConfig:
     num_heads: int = 4                 # attention heads
     time_dim: int = 32                 # dimension of the sinusoidal timestep encoding
     dropout: float = 0.1               # dropout inside residual blocks
+    classifier_downsample: int = 1     # the classifier reads the image this many times smaller (antialiased); the UNet ignores it
 
     def __post_init__(self):
         for k in ('channel_mults', 'attn_resolutions'): object.__setattr__(self, k, tuple(getattr(self, k)))
@@ -110,8 +111,8 @@ MAX_GUIDANCE_SCALE = 1000.0   # |s| beyond this only saturates every pixel: a ty
 
 CONFIG_RANGES = {  # field: (the test, the range in words)
     **{k: (_whole, 'a whole number >= 1') for k in ('image_size', 'in_channels', 'n_per_class', 'base_filters', 'num_res_blocks',
-       'num_heads', 'time_dim', 'timesteps', 'batch_size', 'steps', 'checkpoint_every', 'log_every', 'sample_steps',
-       'samples_per_class')},
+       'num_heads', 'time_dim', 'classifier_downsample', 'timesteps', 'batch_size', 'steps', 'checkpoint_every',
+       'log_every', 'sample_steps', 'samples_per_class')},
     'num_classes': (lambda v: _whole(v, 2), 'a whole number >= 2 (guidance needs species to choose between)'),
     'channel_mults': (lambda v: len(v) > 0 and all(map(_whole, v)), 'one or more whole numbers >= 1'),
     'attn_resolutions': (lambda v: all(map(_whole, v)), 'whole numbers >= 1 (feature-map sides)'),
@@ -139,7 +140,7 @@ def _refuse(what: str, bad: list):
     if bad: raise ValueError(f'{what}: {"; ".join(bad)}. Fix these fields (or the overrides that set them).')
 
 def check_net(net) -> None:
-    "Raise one `ValueError` for a `NetConfig` with fields out of range, an image that cannot be halved once per extra level, or attention at no level."
+    "Raise one `ValueError` for a `NetConfig` with fields out of range, an image that cannot be halved once per extra level (also after `classifier_downsample`), or attention at no level."
     bad, n = out_of_range(net), len(net.channel_mults)
     if not bad and net.image_size % 2 ** (n - 1):
         bad.append(f'image_size={net.image_size} (cannot be halved {n - 1} times, one per extra level in '
@@ -147,6 +148,10 @@ def check_net(net) -> None:
     if not bad and (missing := sorted(set(net.attn_resolutions) - set(net.level_sizes))):
         bad.append(f'attn_resolutions={net.attn_resolutions} ({missing} match no level: the feature maps are '
                    f'{net.level_sizes} px wide; pick attention resolutions among these)')
+    d = net.classifier_downsample
+    if not bad and d > 1 and net.image_size % (d * 2 ** (n - 1)):
+        bad.append(f'classifier_downsample={d} (the classifier\'s image, {net.image_size}/{d} px, must still be halved '
+                   f'{n - 1} times: pick a factor that divides image_size / {2 ** (n - 1)}, or 1)')
     _refuse('Network config', bad)
 
 def check_config(cfg) -> None:
@@ -167,7 +172,7 @@ PRESETS = {
     'demo': Config(name='demo', num_classes=10, n_per_class=600, batch_size=48, lr=1e-3, steps=1_400,
                    checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.995, min_snr_gamma=5.0, conditional=True,
                    net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
-                                 attn_resolutions=(8,), num_heads=4, dropout=0.0)),
+                                 attn_resolutions=(8,), num_heads=4, dropout=0.0, classifier_downsample=2)),
     'photos': Config(name='photos', num_classes=75, batch_size=48, lr=1e-3, steps=3_600, checkpoint_every=400,
                      log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0, conditional=True, cfg_scale=2.0,
                      net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,

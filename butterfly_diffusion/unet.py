@@ -5,6 +5,7 @@
 # %% ../nbs/05_unet.ipynb #0bff26a6
 from __future__ import annotations
 import torch
+import torch.nn.functional as F
 from torch import nn
 from dataclasses import replace, fields
 from .core import Config, NetConfig
@@ -167,7 +168,9 @@ class UNet_classifier(nn.Module):
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         t = check_inputs(x, t, self.config.image_size, self.config.in_channels)
-        h, _ = self.encoder(x, self.time_embed(t))   # (B, C, H / 2**(levels-1), W / ...)
+        if (k := self.config.classifier_downsample) > 1:   # a smaller image, antialiased: the gradient stays smooth
+            x = F.interpolate(x, scale_factor=1 / k, mode='bilinear', antialias=True)   # (B, C, H / k, W / k)
+        h, _ = self.encoder(x, self.time_embed(t))   # (B, C, H / k / 2**(levels-1), W / ...)
         return self.head(h)                          # (B, num_classes)
 
     @classmethod
