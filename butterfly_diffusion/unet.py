@@ -169,7 +169,7 @@ class UNet_classifier(nn.Module):
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         t = check_inputs(x, t, self.config.image_size, self.config.in_channels)
         if (k := self.config.classifier_downsample) > 1:   # a smaller image, antialiased: the gradient stays smooth
-            x = F.interpolate(x, scale_factor=1 / k, mode='bilinear', antialias=True)   # (B, C, H / k, W / k)
+            x = F.interpolate(x, size=self.config.image_size // k, mode='bilinear', antialias=True)   # (B, C, H / k, W / k)
         h, _ = self.encoder(x, self.time_embed(t))   # (B, C, H / k / 2**(levels-1), W / ...)
         return self.head(h)                          # (B, num_classes)
 
