@@ -1,5 +1,6 @@
 """Probe training changes that are not `Config` fields, from one run: EMA profiles of both models, LR warm-up, and a
-log-normal distribution of training noise levels; weights files at chosen steps, for `butterfly-diffusion evaluate`.
+log-normal distribution of training noise levels, PyTorch's default initialisation in place of `zero_init`; weights
+files at chosen steps, for `butterfly-diffusion evaluate`.
 
 The measurement behind the "probes" rows of the recipe table in nbs/09_evaluation.ipynb:
 
@@ -7,6 +8,7 @@ The measurement behind the "probes" rows of the recipe table in nbs/09_evaluatio
     python benchmarks/recipe_probe.py lr2w lr=2e-3 --warmup 200 --classifier_ema 0.995  # LR warm-up; classifier EMA
     python benchmarks/recipe_probe.py tln --t_lognormal 0,1.4                           # where training spends t
     python benchmarks/recipe_probe.py half --classifier_share 0.5                       # the classifier on half a batch
+    python benchmarks/recipe_probe.py torchinit --torch_init                            # residual branches not zeroed
     butterfly-diffusion evaluate --checkpoint runs/probe-base/s1400-ema0.995.pt --n_per_class 50
 
 EMA profiles: `0.995` a constant decay; `wD` the warm-up decay min(D, (1 + s)/(10 + s)); `pG` the power-function EMA
@@ -33,6 +35,7 @@ p.add_argument('--classifier_ema', default='', help='EMA profiles of the classif
 p.add_argument('--warmup', type=int, default=0, help='steps of linear learning-rate warm-up')
 p.add_argument('--t_lognormal', default=None, help='MEAN,STD of ln sigma_t to draw training timesteps from')
 p.add_argument('--classifier_share', type=float, default=1.0, help='share of each batch the classifier trains on')
+p.add_argument('--torch_init', action='store_true', help="PyTorch's default initialisation for the layers `zero_init` zeroes")
 a = p.parse_args()
 
 def decay(profile: str, step: int) -> float:
@@ -76,6 +79,9 @@ if a.classifier_share < 1: training.train_step = classifier_on_share(a.classifie
 if a.t_lognormal: training.noisy_batch = lognormal_t(*map(float, a.t_lognormal.split(',')))   # what train_step calls
 seed_everything(cfg.seed)
 model_0, model_1 = (m.to(memory_format=torch.channels_last) for m in (UNet.from_config(cfg), UNet_classifier.from_config(cfg)))
+if a.torch_init:   # the preset before zero_init: every residual branch and both output layers drawn at random
+    for m in (*model_0.modules(), *model_1.modules()):
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and not m.weight.any(): m.reset_parameters()
 data = get_data(image_size=cfg.image_size, num_classes=cfg.num_classes, batch_size=cfg.batch_size,
                 num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
 s = training.make_state(model_0, model_1, cfg, data.classes, torch.device('cpu'))

@@ -5,14 +5,21 @@ The measurement behind the sampling rows of the recipe table in nbs/09_evaluatio
 
     python benchmarks/sampler_probe.py runs/probe-base/s1400-ema0.995.pt --n_per_class 30
     python benchmarks/sampler_probe.py runs/cond/last.pt --variants eta1,unguided_below_100,eta0_below_200,steps_25
+    python benchmarks/sampler_probe.py checkpoints/demo --variants eta1,stop_below_20,stop_below_40,stop_below_60,stop_below_100
+    python benchmarks/sampler_probe.py checkpoints/demo --variants polish_10_1,polish_20_1,polish_20_2,polish_40_1,polish_40_2
 
 Variants: `eta1` the preset's DDIM-50 with η = 1; `eta0_below_T` η = 0 (no fresh noise) once t < T, so the last
 steps only denoise; `recompute` ε = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t) from the clipped x̂0, as diffusers does when it clips;
-`unguided_below_T` no classifier gradient once t < T (where it could only add pixel-level detail); `steps_N` DDIM-N.
+`unguided_below_T` no classifier gradient once t < T (where it could only add pixel-level detail); `steps_N` DDIM-N;
+`stop_below_T` the estimate x̂0 as the sample at the last step t >= T (the steps below T skipped); `polish_T_N` the
+preset's samples, then N passes of the UNet told they are x_t at t = T (so it removes more noise than there is).
+Each variant's grid (the first 8 samples of each species) goes to `--out`.
 A class-conditional checkpoint is told each sample's species, as the pipeline does.
 """
 import argparse, math, time
+from pathlib import Path
 import torch
+from torchvision.utils import save_image
 from butterfly_diffusion.guidance import load_pipeline, noise_predictor, classifier_guidance, timesteps_for
 from butterfly_diffusion.evaluation import synthetic_reference, measure
 
@@ -20,7 +27,9 @@ p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoint'); p.add_argument('--n_per_class', type=int, default=30)
 p.add_argument('--variants', default='eta1,recompute,eta0_below_100,eta0_below_200,eta0_below_300')
 p.add_argument('--seed', type=int, default=123)
+p.add_argument('--out', default='runs/sampler', help='folder for a grid of each variant')
 a = p.parse_args()
+out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 pipe = load_pipeline(a.checkpoint); cfg, S = pipe.cfg, pipe.schedule
 ref = synthetic_reference(len(pipe.classes), cfg.image_size, a.n_per_class, cfg.seed, dict(progress=False))
 y = torch.arange(len(pipe.classes)).repeat_interleave(a.n_per_class)
@@ -28,12 +37,16 @@ x_T = torch.randn(len(y), 3, cfg.image_size, cfg.image_size, generator=torch.Gen
 print(f'{len(y)} guided samples per variant; real images score FID {ref.floor()["fid"]:.3f} (the floor)')
 
 @torch.no_grad()
-def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, steps: int | None = None) -> torch.Tensor:
-    "Guided DDIM with the checkpoint's settings; η = 0 once t < `eta_below`; no guidance once t < `guide_below`."
+def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, steps: int | None = None,
+         stop_below: int = 0) -> torch.Tensor:
+    """Guided DDIM with the checkpoint's settings; η = 0 once t < `eta_below`; no guidance once t < `guide_below`;
+    the estimate x̂0 as the sample once the next step would go below `stop_below`."""
     g, xt = torch.Generator().manual_seed(a.seed + 1), x_T.clone()
     predict = noise_predictor(pipe.model_0, y)
     guide = classifier_guidance(pipe.model_1, y, cfg.guidance_scale, cfg.guidance_temperature, cfg.guidance_t_max)
     for t, t_prev in timesteps_for(S, steps or cfg.sample_steps):
+        if t < stop_below: break
+        if t_prev < stop_below: t_prev = -1
         tt = torch.full((len(y),), t, dtype=torch.long)
         eps, grad = predict(xt, tt), guide(xt, tt) if t >= guide_below else None
         eta = cfg.sample_eta if t >= eta_below else 0.0
@@ -45,11 +58,27 @@ def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, step
         xt = S.ddim_step(xt, t, t_prev, eps, eta=eta, generator=g)
     return xt.clamp(-1, 1)
 
+@torch.no_grad()
+def polish(x: torch.Tensor, t: int, passes: int) -> torch.Tensor:
+    "`passes` times, the UNet's estimate x̂0 of √ᾱ_t·x told it is x_t: a denoiser asked to remove more noise than there is."
+    ab, predict, tt = S._host['alpha_bar'][t], noise_predictor(pipe.model_0, y), torch.full((len(y),), t, dtype=torch.long)
+    for _ in range(passes): x = S.predict_x0(math.sqrt(ab) * x, tt, predict(math.sqrt(ab) * x, tt)).clamp(-1, 1)
+    return x
+
+def draw(v: str) -> torch.Tensor:
+    "The samples of variant `v`."
+    if v.startswith('polish_'): return polish(ddim(), *map(int, v.split('_')[1:]))   # polish_T_N
+    n = int(v.rsplit('_', 1)[1]) if v.rsplit('_', 1)[-1].isdigit() and '_' in v else 0   # the T or N of the name
+    return ddim(recompute=v == 'recompute', eta_below=n if v.startswith('eta0_below_') else 0,
+                guide_below=n if v.startswith('unguided_below_') else 0, steps=n if v.startswith('steps_') else None,
+                stop_below=n if v.startswith('stop_below_') else 0)
+
 for v in a.variants.split(','):
     t0 = time.time()
-    n = int(v.rsplit('_', 1)[1]) if v.rsplit('_', 1)[-1].isdigit() and '_' in v else 0   # the T or N of the name
-    x = ddim(recompute=v == 'recompute', eta_below=n if v.startswith('eta0_below_') else 0,
-             guide_below=n if v.startswith('unguided_below_') else 0, steps=n if v.startswith('steps_') else None)
+    x = draw(v)
     m = measure(ref, x, y)
+    k = min(8, a.n_per_class)   # the first k samples of each species, one row each
+    save_image((torch.cat([x[c * a.n_per_class:c * a.n_per_class + k] for c in range(len(pipe.classes))]) + 1) / 2,
+               out / f'{v}.png', nrow=k)
     print(f'{v:16s} accuracy {m["accuracy"]:.1%}  FID {m["fid"]:.2f}  precision {m["precision"]:.2f}  '
           f'recall {m["recall"]:.2f}  ({time.time() - t0:.0f} s)', flush=True)

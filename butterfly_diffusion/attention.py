@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['group_norm', 'AmpGroupNorm', 'SelfAttention2d']
+__all__ = ['group_norm', 'AmpGroupNorm', 'zero_init', 'perturb_zeroed', 'SelfAttention2d']
 
 # %% ../nbs/03_attention.ipynb #be199086
 def group_norm(channels: int,        # number of channels to normalise
@@ -30,6 +30,26 @@ class AmpGroupNorm(nn.GroupNorm):
                 return F.group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
         return super().forward(x)
 
+# %% ../nbs/03_attention.ipynb #7068eec1
+def zero_init(layer: nn.Module  # a layer with `weight` and `bias`, the last of a residual branch
+             ) -> nn.Module:    # the same layer, its weight and bias set to 0
+    "Zero a layer's weight and bias, so that the residual branch it ends starts as nothing: its block as the identity."
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None: nn.init.zeros_(layer.bias)
+    return layer
+
+@torch.no_grad()
+def perturb_zeroed(model: nn.Module,   # a network, or any module, built with `zero_init` layers
+                   std: float = 0.1,   # standard deviation of the weights they are given
+                   seed: int = 0       # seeds those weights, so a test is repeatable
+                  ) -> nn.Module:      # the same module, changed in place
+    "Give every all-zero conv or linear weight (and its bias) small random values: a network as after some training."
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.any():
+            for p in (m.weight, m.bias) if m.bias is not None else (m.weight,): p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
 # %% ../nbs/03_attention.ipynb #ab85c388
 class SelfAttention2d(nn.Module):
     "Multi-head self-attention over the pixels of a (B, C, H, W) feature map, added to its input."
@@ -43,7 +63,7 @@ class SelfAttention2d(nn.Module):
         self.num_heads = num_heads
         self.norm = group_norm(channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)   # queries, keys, values of every pixel
-        self.proj = nn.Conv2d(channels, channels, 1)      # mixes the heads' outputs
+        self.proj = zero_init(nn.Conv2d(channels, channels, 1))   # mixes the heads' outputs; starts at 0 (`zero_init`)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .attention import group_norm
+from .attention import group_norm, zero_init
 
 # %% auto #0
 __all__ = ['ResBlock', 'Downsample', 'Upsample', 'EmbedSequential']
@@ -24,7 +24,7 @@ class ResBlock(nn.Module):
         self.norm1, self.conv1 = group_norm(in_ch), nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb_proj = nn.Linear(temb_dim, 2 * out_ch)  # a scale and a shift per output channel
         self.norm2, self.drop = group_norm(out_ch), nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv2 = zero_init(nn.Conv2d(out_ch, out_ch, 3, padding=1))   # the branch starts at 0: the block, as x
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor,     # (B, in_ch, H, W)

@@ -10,7 +10,7 @@ from torch import nn
 from dataclasses import replace, fields
 from .core import Config, NetConfig
 from .embeddings import TimeEmbedding
-from .attention import SelfAttention2d, group_norm
+from .attention import SelfAttention2d, group_norm, zero_init
 from .blocks import ResBlock, Downsample, Upsample, EmbedSequential
 
 # %% auto #0
@@ -132,7 +132,7 @@ class UNet(nn.Module):
         self.encoder = Encoder(net)
         self.decoder = Decoder(net, self.encoder.skip_channels)
         self.out = nn.Sequential(group_norm(net.base_filters), nn.SiLU(),
-                                 nn.Conv2d(net.base_filters, net.in_channels, 3, padding=1))
+                                 zero_init(nn.Conv2d(net.base_filters, net.in_channels, 3, padding=1)))   # first estimate: ε = 0
 
     def forward(self, x: torch.Tensor, t, y=None) -> torch.Tensor:
         t = check_inputs(x, t, self.config.image_size, self.config.in_channels)
@@ -164,7 +164,7 @@ class UNet_classifier(nn.Module):
         self.encoder = Encoder(self.config)           # the same class as the UNet's
         ch = self.encoder.out_channels
         self.head = nn.Sequential(group_norm(ch), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, ch)
-                                  nn.Linear(ch, num_classes))
+                                  zero_init(nn.Linear(ch, num_classes)))   # first logits all equal
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         t = check_inputs(x, t, self.config.image_size, self.config.in_channels)

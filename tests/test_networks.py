@@ -10,7 +10,7 @@ from torch import nn
 import butterfly_diffusion as bd
 from butterfly_diffusion.core import get_config
 from butterfly_diffusion.embeddings import timestep_embedding, TimeEmbedding
-from butterfly_diffusion.attention import SelfAttention2d, group_norm
+from butterfly_diffusion.attention import SelfAttention2d, group_norm, perturb_zeroed
 from butterfly_diffusion.blocks import ResBlock, Downsample, Upsample
 from butterfly_diffusion.core import NetConfig
 from butterfly_diffusion.unet import UNet, UNet_classifier, UNetClassifier, Encoder, net_config
@@ -65,7 +65,7 @@ def test_attention_matches_multihead_attention(heads):
     torch.manual_seed(heads)
     C = 16
     # float64 throughout: the two implementations sum in different orders, and float64 makes that rounding ~1e-15
-    attn = SelfAttention2d(C, heads).double()
+    attn = perturb_zeroed(SelfAttention2d(C, heads), std=0.3).double()   # `proj` is built at zero: give it weights
     mha = nn.MultiheadAttention(C, heads, batch_first=True).double()
     with torch.no_grad():
         mha.in_proj_weight.copy_(attn.qkv.weight.reshape(3 * C, C)); mha.in_proj_bias.copy_(attn.qkv.bias)
@@ -79,7 +79,7 @@ def test_attention_matches_multihead_attention(heads):
 def test_attention_matches_explicit_softmax():
     torch.manual_seed(0)
     B, C, H, W, heads = 2, 8, 3, 4, 2
-    attn, x = SelfAttention2d(C, heads).double(), torch.randn(B, C, H, W, dtype=torch.float64)   # float64: see above
+    attn, x = perturb_zeroed(SelfAttention2d(C, heads), std=0.3).double(), torch.randn(B, C, H, W, dtype=torch.float64)   # float64: see above
     q, k, v = attn.qkv(attn.norm(x)).reshape(B, 3, heads, C // heads, H * W).unbind(1)   # each (B, heads, d, HW)
     w = torch.einsum('bhdi,bhdj->bhij', q, k).div(math.sqrt(C // heads)).softmax(-1)     # (B, heads, HW, HW)
     out = torch.einsum('bhij,bhdj->bhdi', w, v).reshape(B, C, H, W)
@@ -90,7 +90,7 @@ def test_attention_matches_explicit_softmax():
 def test_attention_is_eligible_for_the_fused_kernel(fmt):
     "SDPA falls back to its slow math path when q, k, v have a strided last dim; forcing flash attention would fail."
     from torch.nn.attention import sdpa_kernel, SDPBackend
-    attn, x = SelfAttention2d(32, 4), torch.randn(2, 32, 8, 8).to(memory_format=fmt)
+    attn, x = perturb_zeroed(SelfAttention2d(32, 4)), torch.randn(2, 32, 8, 8).to(memory_format=fmt)
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         out = attn(x)
     torch.testing.assert_close(out, attn(x))
@@ -158,7 +158,7 @@ def test_classifier_reuses_the_encoder_class():
 def test_every_unet_parameter_gets_a_gradient(conditional):
     cfg = get_config('tiny', dropout=0.1)
     torch.manual_seed(0)
-    unet = UNet.from_config(cfg, num_classes=cfg.num_classes if conditional else None).train()
+    unet = perturb_zeroed(UNet.from_config(cfg, num_classes=cfg.num_classes if conditional else None)).train()
     x, t, y = tiny_inputs(cfg)
     unet(x, t, y if conditional else None).square().mean().backward()
     assert [n for n, p in unet.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
@@ -167,7 +167,7 @@ def test_every_unet_parameter_gets_a_gradient(conditional):
 def test_every_classifier_parameter_gets_a_gradient():
     cfg = get_config('tiny', dropout=0.1)
     torch.manual_seed(0)
-    clf = UNet_classifier.from_config(cfg).train()
+    clf = perturb_zeroed(UNet_classifier.from_config(cfg)).train()
     x, t, y = tiny_inputs(cfg)
     nn.functional.cross_entropy(clf(x, t), y % cfg.num_classes).backward()
     assert [n for n, p in clf.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
@@ -176,7 +176,8 @@ def test_every_classifier_parameter_gets_a_gradient():
 def test_timestep_and_label_change_the_output():
     cfg = get_config('tiny')
     torch.manual_seed(0)
-    unet, clf = UNet.from_config(cfg, num_classes=cfg.num_classes).eval(), UNet_classifier.from_config(cfg).eval()
+    unet = perturb_zeroed(UNet.from_config(cfg, num_classes=cfg.num_classes)).eval()
+    clf = perturb_zeroed(UNet_classifier.from_config(cfg)).eval()
     x, t, y = tiny_inputs(cfg)
     with torch.no_grad():
         assert not torch.allclose(unet(x, t, y), unet(x, t + 1, y))
@@ -199,8 +200,23 @@ def test_batch_items_do_not_interact(which, mode):
     else:
         model = UNet.from_config(cfg, num_classes=cfg.num_classes if which == 'conditional unet' else None)
         f = lambda x: model(x, t, y if which == 'conditional unet' else None)
-    getattr(model, mode)()
+    getattr(perturb_zeroed(model), mode)()   # every residual branch acting: a zero branch cannot leak
     assert batch_leak(f, x) == 0.0
+
+
+@pytest.mark.parametrize('name', ['tiny', 'demo'])
+def test_new_networks_start_at_the_identity(name):
+    "zero_init: a new UNet predicts eps = 0 and a new classifier gives equal logits; one Adam step moves the zeroed layers."
+    cfg = get_config(name)
+    torch.manual_seed(0)
+    unet, clf = UNet.from_config(cfg), UNet_classifier.from_config(cfg)
+    x, t, y = torch.randn(2, 3, cfg.image_size, cfg.image_size), torch.tensor([3, 700]), torch.tensor([0, 1])
+    with torch.no_grad():
+        assert torch.equal(unet(x, t, y if unet.num_classes else None), torch.zeros_like(x))
+        assert torch.equal(clf(x, t), torch.zeros(2, cfg.num_classes))
+    opt = torch.optim.Adam(unet.parameters(), lr=1e-3)
+    unet(x, t, y if unet.num_classes else None).sub(x).square().mean().backward(); opt.step()
+    with torch.no_grad(): assert unet(x, t, y if unet.num_classes else None).abs().max() > 0   # it learns at once
 
 
 def test_clear_errors():
