@@ -97,6 +97,9 @@ The EMA diffusion model ({'class-conditional: it is told the species, and the cl
 {n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {platform.processor() or platform.machine()}
 (a 2-core CPU), data: {n['source']}. Exported with `python tools/ship_weights.py {a.checkpoint} {a.name}
 {'--data ' + a.data + ' ' if a.data else ''}--command ...{' --sampling ' + ' '.join(a.sampling) if a.sampling else ''}`.
+Presets change: the file holds the configuration these weights were trained with
+(`read_checkpoint(resolve_weights('{a.name}'))['config']`), while the command above, run with a later version, trains
+the preset as it is then.
 {'' if not sampling else chr(10) + 'Sampling defaults set on export (they change how the trained networks are sampled, not the networks): ' + ', '.join(f'`{k}` = {v}' for k, v in sampling.items()) + '.' + chr(10)}
 ## What it measures
 
