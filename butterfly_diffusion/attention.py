@@ -47,7 +47,7 @@ def perturb_zeroed(model: nn.Module,   # a network, or any module, built with `z
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.any():
-            for p in (m.weight, m.bias) if m.bias is not None else (m.weight,): p.copy_(torch.randn(p.shape, generator=g) * std)
+            for p in [p for p in (m.weight, m.bias) if p is not None]: p.copy_(torch.randn(p.shape, generator=g) * std)
     return model
 
 # %% ../nbs/03_attention.ipynb #ab85c388
