@@ -7,6 +7,8 @@ import contextlib, gc, json, math, platform, sys, time, traceback
 from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.utils import save_image
+from butterfly_diffusion.core import to_image_range
 
 # diffusers' UNet2DModel sized like our `seed` UNet: (64, 128, 256, 256) channels, 2 blocks per level, attention in
 # the third level (32 px at 128 px) and in the middle; 25.3 M parameters, 228.5 GFLOP per image per training step.
@@ -193,3 +195,9 @@ def write_results(out: str | Path | None, stem: str, payload: dict, markdown: st
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     (out / f'{stem}.json').write_text(json.dumps(payload, indent=1, default=str))
     (out / f'{stem}.md').write_text(markdown + '\n')
+
+
+def save_species_grid(x: torch.Tensor, n_per_class: int, path: str | Path, k: int = 8, species: int | None = None):
+    "The first `k` samples of each species' block of `n_per_class` in `x` (of the first `species`), a row each, as a PNG."
+    k, rows = min(k, n_per_class), len(x) // n_per_class if species is None else species
+    save_image(to_image_range(torch.cat([x[c * n_per_class:c * n_per_class + k] for c in range(rows)])), path, nrow=k)

@@ -18,9 +18,9 @@ import argparse
 from pathlib import Path
 import torch
 from torch import nn
-from torchvision.utils import save_image
 from butterfly_diffusion.guidance import load_pipeline
 from butterfly_diffusion.evaluation import synthetic_reference, generate, measure
+from common import save_species_grid
 
 TIMESTEPS = (5, 20, 50, 100, 200, 400, 700)
 
@@ -67,9 +67,7 @@ def main():
         x, y = generate(pipe, a.n_per_class, 123)
         m = measure(ref, x, y)
         print(f'| {name} | {errors} | {m["accuracy"]:.1%} | {m["fid"]:.3f} | {m["precision"]:.2f} / {m["recall"]:.2f} |', flush=True)
-        k = min(8, a.n_per_class)
-        grid = torch.cat([x[c * a.n_per_class:c * a.n_per_class + k] for c in range(min(10, len(ref.classes)))])
-        save_image((grid + 1) / 2, out / f'{name.replace("/", "_").replace(" ", "_")}.png', nrow=k)
+        save_species_grid(x, a.n_per_class, out / f'{name.replace("/", "_").replace(" ", "_")}.png', species=min(10, len(ref.classes)))
 
     for c, pipe in zip(a.checkpoints, pipes):
         row(c, pipe, ' '.join(f'{e:.3f}' for e in eps_error(pipe.model_0, pipe.schedule, x0, y0)))

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from butterfly_diffusion.core import get_config, seed_everything
 from butterfly_diffusion.unet import UNet, UNet_classifier
+from butterfly_diffusion.attention import zeroed_layers
 from butterfly_diffusion.data import get_data, train_loader
 from butterfly_diffusion.scheduler import NoiseSchedule
 from butterfly_diffusion.checkpoint import CHECKPOINT_FORMAT, atomic_save
@@ -80,8 +81,7 @@ if a.t_lognormal: training.noisy_batch = lognormal_t(*map(float, a.t_lognormal.s
 seed_everything(cfg.seed)
 model_0, model_1 = (m.to(memory_format=torch.channels_last) for m in (UNet.from_config(cfg), UNet_classifier.from_config(cfg)))
 if a.torch_init:   # the preset before zero_init: every residual branch and both output layers drawn at random
-    for m in (*model_0.modules(), *model_1.modules()):
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and not m.weight.any(): m.reset_parameters()
+    for m in [*zeroed_layers(model_0), *zeroed_layers(model_1)]: m.reset_parameters()
 data = get_data(image_size=cfg.image_size, num_classes=cfg.num_classes, batch_size=cfg.batch_size,
                 num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
 s = training.make_state(model_0, model_1, cfg, data.classes, torch.device('cpu'))

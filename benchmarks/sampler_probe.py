@@ -6,7 +6,7 @@ The measurement behind the sampling rows of the recipe table in nbs/09_evaluatio
     python benchmarks/sampler_probe.py runs/probe-base/s1400-ema0.995.pt --n_per_class 30
     python benchmarks/sampler_probe.py runs/cond/last.pt --variants eta1,unguided_below_100,eta0_below_200,steps_25
     python benchmarks/sampler_probe.py checkpoints/demo --variants eta1,stop_below_20,stop_below_40,stop_below_60,stop_below_100
-    python benchmarks/sampler_probe.py checkpoints/demo --variants polish_10_1,polish_20_1,polish_20_2,polish_40_1,polish_40_2
+    python benchmarks/sampler_probe.py checkpoints/demo --variants polish_20_1,polish_40_2
 
 Variants: `eta1` the preset's DDIM-50 with η = 1; `eta0_below_T` η = 0 (no fresh noise) once t < T, so the last
 steps only denoise; `recompute` ε = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t) from the clipped x̂0, as diffusers does when it clips;
@@ -19,9 +19,9 @@ A class-conditional checkpoint is told each sample's species, as the pipeline do
 import argparse, math, time
 from pathlib import Path
 import torch
-from torchvision.utils import save_image
 from butterfly_diffusion.guidance import load_pipeline, noise_predictor, classifier_guidance, timesteps_for
 from butterfly_diffusion.evaluation import synthetic_reference, measure
+from common import save_species_grid
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoint'); p.add_argument('--n_per_class', type=int, default=30)
@@ -61,8 +61,11 @@ def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, step
 @torch.no_grad()
 def polish(x: torch.Tensor, t: int, passes: int) -> torch.Tensor:
     "`passes` times, the UNet's estimate x̂0 of √ᾱ_t·x told it is x_t: a denoiser asked to remove more noise than there is."
-    ab, predict, tt = S._host['alpha_bar'][t], noise_predictor(pipe.model_0, y), torch.full((len(y),), t, dtype=torch.long)
-    for _ in range(passes): x = S.predict_x0(math.sqrt(ab) * x, tt, predict(math.sqrt(ab) * x, tt)).clamp(-1, 1)
+    scale, predict = math.sqrt(S._host['alpha_bar'][t]), noise_predictor(pipe.model_0, y)
+    tt = torch.full((len(y),), t, dtype=torch.long)
+    for _ in range(passes):
+        xt = scale * x                                    # x as if it were the noisy image at t
+        x = S.predict_x0(xt, tt, predict(xt, tt)).clamp(-1, 1)
     return x
 
 def draw(v: str) -> torch.Tensor:
@@ -77,8 +80,6 @@ for v in a.variants.split(','):
     t0 = time.time()
     x = draw(v)
     m = measure(ref, x, y)
-    k = min(8, a.n_per_class)   # the first k samples of each species, one row each
-    save_image((torch.cat([x[c * a.n_per_class:c * a.n_per_class + k] for c in range(len(pipe.classes))]) + 1) / 2,
-               out / f'{v}.png', nrow=k)
+    save_species_grid(x, a.n_per_class, out / f'{v}.png')
     print(f'{v:16s} accuracy {m["accuracy"]:.1%}  FID {m["fid"]:.2f}  precision {m["precision"]:.2f}  '
           f'recall {m["recall"]:.2f}  ({time.time() - t0:.0f} s)', flush=True)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['group_norm', 'AmpGroupNorm', 'zero_init', 'perturb_zeroed', 'SelfAttention2d']
+__all__ = ['group_norm', 'AmpGroupNorm', 'zero_init', 'zeroed_layers', 'perturb_zeroed', 'SelfAttention2d']
 
 # %% ../nbs/03_attention.ipynb #be199086
 def group_norm(channels: int,        # number of channels to normalise
@@ -38,16 +38,19 @@ def zero_init(layer: nn.Module  # a layer with `weight` and `bias`, the last of 
     if layer.bias is not None: nn.init.zeros_(layer.bias)
     return layer
 
+def zeroed_layers(model: nn.Module):  # a network, or any module
+    "The conv and linear layers of `model` whose weight is all zero: those `zero_init` set, until training moves them."
+    return (m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.any())
+
 @torch.no_grad()
 def perturb_zeroed(model: nn.Module,   # a network, or any module, built with `zero_init` layers
                    std: float = 0.1,   # standard deviation of the weights they are given
                    seed: int = 0       # seeds those weights, so a test is repeatable
                   ) -> nn.Module:      # the same module, changed in place
-    "Give every all-zero conv or linear weight (and its bias) small random values: a network as after some training."
+    "Give every layer of `zeroed_layers` (weight and bias) small random values: a network as after some training."
     g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.any():
-            for p in [p for p in (m.weight, m.bias) if p is not None]: p.copy_(torch.randn(p.shape, generator=g) * std)
+    for m in list(zeroed_layers(model)):
+        for p in [p for p in (m.weight, m.bias) if p is not None]: p.copy_(torch.randn(p.shape, generator=g) * std)
     return model
 
 # %% ../nbs/03_attention.ipynb #ab85c388
