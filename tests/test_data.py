@@ -219,3 +219,33 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r'val_fraction must be in \[0, 1\)'): get_data(val_fraction=1)
     with pytest.raises(ValueError, match='num_classes >= 1'): SyntheticButterflies(0, 16, 4)
     with pytest.raises(ValueError, match='at least 1'): species_names(0)
+
+
+# ---- tools/species_subset.py: a dataset of the first N species ---------------------------------------------------
+
+def species_subset(*args):
+    import subprocess, sys
+    tool = Path(__file__).resolve().parent.parent / 'tools' / 'species_subset.py'
+    return subprocess.run([sys.executable, str(tool), *map(str, args)], capture_output=True, text=True)
+
+@pytest.mark.parametrize('layout', ['csv', 'folders'])
+def test_species_subset_links_the_first_species_in_the_seeds_layout(tmp_path, layout):
+    root = make_example_dataset(tmp_path / layout, layout, num_classes=4, n_per_class=3)
+    r = species_subset(root, tmp_path / 'first2', '--species', 2)
+    assert r.returncode == 0, r.stderr
+    files, labels = list_images(tmp_path / 'first2')
+    all_files, all_labels = list_images(root)
+    keep = sorted(set(all_labels))[:2]
+    assert sorted(set(labels)) == keep and len(files) == 6
+    assert (tmp_path / 'first2' / 'Training_set.csv').exists() and all(f.is_symlink() for f in files)
+    source = {f.resolve(): y for f, y in zip(all_files, all_labels)}      # each link: a photo of its own species
+    assert all(source[f.resolve()] == y for f, y in zip(files, labels))
+    assert get_data(tmp_path / 'first2', image_size=8, val_fraction=0.34).classes == keep
+
+def test_species_subset_refuses_a_bad_count_or_an_existing_folder(tmp_path):
+    root = make_example_dataset(tmp_path / 'd', 'csv', num_classes=3, n_per_class=2)
+    r = species_subset(root, tmp_path / 'x', '--species', 4)
+    assert r.returncode != 0 and '--species must be 1 to 3' in r.stderr and not (tmp_path / 'x').exists()
+    (tmp_path / 'y').mkdir()
+    r = species_subset(root, tmp_path / 'y', '--species', 2)
+    assert r.returncode != 0 and 'exists' in r.stderr
