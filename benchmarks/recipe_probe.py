@@ -1,6 +1,6 @@
-"""Probe training changes that are not `Config` fields, from one run: EMA profiles of both models, LR warm-up, and a
-log-normal distribution of training noise levels, PyTorch's default initialisation in place of `zero_init`; weights
-files at chosen steps, for `butterfly-diffusion evaluate`.
+"""Probe training changes that are not `Config` fields, from one run: EMA profiles of both models, LR warm-up, a
+log-normal distribution of training noise levels, PyTorch's default initialisation in place of `zero_init`, Adam's
+β2; weights files at chosen steps, for `butterfly-diffusion evaluate`.
 
 The measurement behind the "probes" rows of the recipe table in nbs/09_evaluation.ipynb:
 
@@ -9,6 +9,7 @@ The measurement behind the "probes" rows of the recipe table in nbs/09_evaluatio
     python benchmarks/recipe_probe.py tln --t_lognormal 0,1.4                           # where training spends t
     python benchmarks/recipe_probe.py half --classifier_share 0.5                       # the classifier on half a batch
     python benchmarks/recipe_probe.py torchinit --torch_init                            # residual branches not zeroed
+    python benchmarks/recipe_probe.py b2 --beta2 0.99                                   # Adam's second moment shorter
     butterfly-diffusion evaluate --checkpoint runs/probe-base/s1400-ema0.995.pt --n_per_class 50
 
 EMA profiles: `0.995` a constant decay; `wD` the warm-up decay min(D, (1 + s)/(10 + s)); `pG` the power-function EMA
@@ -37,6 +38,7 @@ p.add_argument('--warmup', type=int, default=0, help='steps of linear learning-r
 p.add_argument('--t_lognormal', default=None, help='MEAN,STD of ln sigma_t to draw training timesteps from')
 p.add_argument('--classifier_share', type=float, default=1.0, help='share of each batch the classifier trains on')
 p.add_argument('--torch_init', action='store_true', help="PyTorch's default initialisation for the layers `zero_init` zeroes")
+p.add_argument('--beta2', type=float, default=None, help="Adam's second-moment decay for both networks (PyTorch's default: 0.999)")
 a = p.parse_args()
 
 def decay(profile: str, step: int) -> float:
@@ -85,6 +87,8 @@ if a.torch_init:   # the preset before zero_init: every residual branch and both
 data = get_data(image_size=cfg.image_size, num_classes=cfg.num_classes, batch_size=cfg.batch_size,
                 num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
 s = training.make_state(model_0, model_1, cfg, data.classes, torch.device('cpu'))
+if a.beta2 is not None:
+    for group in (*s.opt_0.param_groups, *s.opt_1.param_groups): group['betas'] = (group['betas'][0], a.beta2)
 schedule, out = NoiseSchedule.from_config(cfg), Path('runs') / f'probe-{a.name}'
 copies = {(m, e): {k: v.detach().clone() for k, v in net.state_dict().items()}
           for m, net, profiles in ((0, model_0, a.ema), (1, model_1, a.classifier_ema)) for e in filter(None, profiles.split(','))}
