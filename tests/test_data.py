@@ -1,4 +1,5 @@
 "Bad input and edge cases of `butterfly_diffusion.data`: every failure names the problem and the fix."
+import subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -224,7 +225,6 @@ def test_bad_arguments():
 # ---- tools/species_subset.py: a dataset of the first N species ---------------------------------------------------
 
 def species_subset(*args):
-    import subprocess, sys
     tool = Path(__file__).resolve().parent.parent / 'tools' / 'species_subset.py'
     return subprocess.run([sys.executable, str(tool), *map(str, args)], capture_output=True, text=True)
 
@@ -241,6 +241,16 @@ def test_species_subset_links_the_first_species_in_the_seeds_layout(tmp_path, la
     source = {f.resolve(): y for f, y in zip(all_files, all_labels)}      # each link: a photo of its own species
     assert all(source[f.resolve()] == y for f, y in zip(files, labels))
     assert get_data(tmp_path / 'first2', image_size=8, val_fraction=0.34).classes == keep
+
+def test_species_subset_numbers_links_when_class_folders_reuse_a_file_name(tmp_path):
+    for i, species in enumerate(['b', 'a', 'c']):
+        (tmp_path / 'd' / species).mkdir(parents=True)
+        draw_butterfly(i, 0, 16).save(tmp_path / 'd' / species / 'same.png')
+    r = species_subset(tmp_path / 'd', tmp_path / 'first2', '--species', 2)
+    assert r.returncode == 0, r.stderr
+    files, labels = list_images(tmp_path / 'first2')
+    assert sorted(labels) == ['a', 'b'] and len({f.name for f in files}) == 2
+    assert all(f.resolve() == (tmp_path / 'd' / y / 'same.png').resolve() for f, y in zip(files, labels))
 
 def test_species_subset_refuses_a_bad_count_or_an_existing_folder(tmp_path):
     root = make_example_dataset(tmp_path / 'd', 'csv', num_classes=3, n_per_class=2)

@@ -27,11 +27,10 @@ dest = Path(a.dest)
 if dest.exists(): raise SystemExit(f'{dest} exists: pick a new folder (or remove it first).')
 keep = set(names[:a.species])
 rows = [(f, y) for f, y in zip(files, labels) if y in keep]
-if len({f.name for f, _ in rows}) < len(rows):      # class folders may reuse a file name: number the links
-    rows = [(f, y, f'{i}-{f.name}') for i, (f, y) in enumerate(rows)]
-else: rows = [(f, y, f.name) for f, y in rows]
+unique = len({f.name for f, _ in rows}) == len(rows)   # class folders may reuse a file name: then number the links
+links = [f.name if unique else f'{i}-{f.name}' for i, (f, _) in enumerate(rows)]
 (dest / 'train').mkdir(parents=True)
-for f, _, name in rows: os.symlink(f.resolve(), dest / 'train' / name)
+for (f, _), name in zip(rows, links): os.symlink(f.resolve(), dest / 'train' / name)
 with open(dest / 'Training_set.csv', 'w', newline='') as out:
-    csv.writer(out, lineterminator='\n').writerows([('filename', 'label'), *((name, y) for _, y, name in rows)])
+    csv.writer(out, lineterminator='\n').writerows([('filename', 'label'), *zip(links, (y for _, y in rows))])
 print(f'{dest}: {len(rows)} photos of {a.species} species ({", ".join(names[:a.species])})')
