@@ -49,11 +49,14 @@ y = torch.arange(len(pipe.classes)).repeat_interleave(a.n_per_class)
 x_T = torch.randn(len(y), 3, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(a.seed))
 print(f'{len(y)} guided samples per variant; real images score FID {ref.floor()["fid"]:.3f} (the floor)')
 
+def rms(v: torch.Tensor) -> torch.Tensor: return v.square().mean((1, 2, 3), keepdim=True).sqrt()   # per sample
+
 @torch.no_grad()
 def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, steps: int | None = None,
          stop_below: int = 0, flip_below: int = 0, gnorm: float = 0.0) -> torch.Tensor:
     """Guided DDIM with the checkpoint's settings; η = 0 once t < `eta_below`; no guidance once t < `guide_below`;
-    the estimate x̂0 as the sample once the next step would go below `stop_below`."""
+    the estimate x̂0 as the sample once the next step would go below `stop_below`; ε averaged with its mirror image
+    once t < `flip_below`; guidance's shift of ε set to `gnorm` of ε's size if `gnorm`."""
     g, xt = torch.Generator().manual_seed(a.seed + 1), x_T.clone()
     predict = noise_predictor(pipe.model_0, y)
     guide = classifier_guidance(pipe.model_1, y, cfg.guidance_scale, cfg.guidance_temperature, cfg.guidance_t_max)
@@ -63,10 +66,8 @@ def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, step
         tt = torch.full((len(y),), t, dtype=torch.long)
         eps, grad = predict(xt, tt), guide(xt, tt) if t >= guide_below else None
         if a.guidance_share and grad is not None and t % 100 == 0:
-            rms = lambda v: v.square().mean((1, 2, 3)).sqrt()
             print(f't = {t}: |√(1-ᾱ_t)·grad| / |ε| median {(math.sqrt(1 - S._host["alpha_bar"][t]) * rms(grad) / rms(eps)).median():.4f}')
         if gnorm and grad is not None:   # the guidance shift of ε, √(1-ᾱ_t)·grad, set to `gnorm` of ε's size, per sample
-            rms = lambda v: v.square().mean((1, 2, 3), keepdim=True).sqrt()
             grad = gnorm * rms(eps) * grad / (rms(grad) * math.sqrt(1 - S._host['alpha_bar'][t]) + 1e-12)
         if t < flip_below: eps = (eps + predict(xt.flip(-1), tt).flip(-1)) / 2   # trained on flips: ε is mirror-equivariant
         eta = cfg.sample_eta if t >= eta_below else 0.0
