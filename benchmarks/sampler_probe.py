@@ -14,13 +14,13 @@ The measurement behind the sampling rows of the recipe table in nbs/09_evaluatio
 Variants: `eta1` the preset's DDIM-50 with η = 1; `eta0_below_T` η = 0 (no fresh noise) once t < T, so the last
 steps only denoise; `recompute` ε = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t) from the clipped x̂0, as diffusers does when it clips;
 `unguided_below_T` no classifier gradient once t < T (where it could only add pixel-level detail); `steps_N` DDIM-N;
-`flip_below_T` once t < T, ε averaged with the mirrored image's ε mirrored back (training
-flips images, so the true ε is mirror-equivariant and the two estimates differ only by the network's error);
+`flip_below_T` once t < T, ε averaged with the mirrored image's ε mirrored back (training flips images, so the true
+ε is mirror-equivariant and the two estimates differ only by the network's error);
 `gnorm_L` the guidance shift of ε, √(1−ᾱ_t)·grad, rescaled per sample to L times the size (RMS) of ε itself
 (normalised gradients: the preset's shift is about 0.04 of ε at t = 400–500 and under 0.01 below t = 200);
-`dpm_N` DPM-Solver++(2M) with N steps (`dpm1_N` first-order), `dpmsde_N` its SDE form (fresh noise each step; `dpm_solver.py`); with `-log`
-(`dpm-log_N`, `dpmsde-log_N`, and `ddim-log_N`: the preset's DDIM, η = 1) the N steps are evenly spaced in log-SNR
-instead of in t, and with `_noclip` (`dpm_noclip_N`) x̂0 is not clipped to [-1, 1];
+`dpm_N` DPM-Solver++(2M) with N steps (`dpm1_N` first-order), `dpmsde_N` its SDE form (fresh noise each step;
+`dpm_solver.py`); with `-log` (`dpm-log_N`, `dpmsde-log_N`, and `ddim-log_N`: the preset's DDIM, η = 1) the N steps
+are evenly spaced in log-SNR instead of in t, and with `_noclip` (`dpm_noclip_N`) x̂0 is not clipped to [-1, 1];
 `stop_below_T` the estimate x̂0 as the sample at the last step t >= T (the steps below T skipped); `polish_T_N` the
 preset's samples, then N passes of the UNet told they are x_t at t = T (so it removes more noise than there is).
 Each variant's grid (the first 8 samples of each species) goes to `--out`.
@@ -29,7 +29,7 @@ A class-conditional checkpoint is told each sample's species, as the pipeline do
 import argparse, math, time
 from pathlib import Path
 import torch
-from butterfly_diffusion.guidance import load_pipeline, noise_predictor, classifier_guidance, timesteps_for
+from butterfly_diffusion.guidance import load_pipeline, noise_predictor, classifier_guidance
 from butterfly_diffusion.evaluation import synthetic_reference, measure
 from common import save_species_grid
 from dpm_solver import dpm_solver_step, logsnr_timesteps
@@ -53,14 +53,16 @@ def rms(v: torch.Tensor) -> torch.Tensor: return v.square().mean((1, 2, 3), keep
 
 @torch.no_grad()
 def ddim(eta_below: int = 0, recompute: bool = False, guide_below: int = 0, steps: int | None = None,
-         stop_below: int = 0, flip_below: int = 0, gnorm: float = 0.0) -> torch.Tensor:
+         stop_below: int = 0, flip_below: int = 0, gnorm: float = 0.0, logsnr: bool = False) -> torch.Tensor:
     """Guided DDIM with the checkpoint's settings; η = 0 once t < `eta_below`; no guidance once t < `guide_below`;
     the estimate x̂0 as the sample once the next step would go below `stop_below`; ε averaged with its mirror image
-    once t < `flip_below`; guidance's shift of ε set to `gnorm` of ε's size if `gnorm`."""
+    once t < `flip_below`; guidance's shift of ε set to `gnorm` of ε's size if `gnorm`; steps evenly spaced in
+    log-SNR if `logsnr`."""
     g, xt = torch.Generator().manual_seed(a.seed + 1), x_T.clone()
     predict = noise_predictor(pipe.model_0, y)
     guide = classifier_guidance(pipe.model_1, y, cfg.guidance_scale, cfg.guidance_temperature, cfg.guidance_t_max)
-    for t, t_prev in timesteps_for(S, steps or cfg.sample_steps):
+    ts = logsnr_timesteps(S, steps or cfg.sample_steps) if logsnr else S.ddim_timesteps(steps or cfg.sample_steps)
+    for t, t_prev in zip(ts, ts[1:] + [-1]):
         if t < stop_below: break
         if t_prev < stop_below: t_prev = -1
         tt = torch.full((len(y),), t, dtype=torch.long)
@@ -90,28 +92,27 @@ def polish(x: torch.Tensor, t: int, passes: int) -> torch.Tensor:
     return x
 
 @torch.no_grad()
-def solver(steps: int, sde: bool | None, clip: bool = True, logsnr: bool = False, order: int = 2) -> torch.Tensor:
-    """Guided sampling with DPM-Solver++(2M) (`sde` False), its SDE form (True), or DDIM with η = 1 (None), on the
-    preset's timesteps or on `steps` evenly spaced in log-SNR; x̂0 clipped unless `clip` is False; `order` 1: every
-    DPM-Solver step first-order, which is DDIM with η = 0 taking its noise from the clipped x̂0."""
+def dpm(steps: int, sde: bool, clip: bool = True, logsnr: bool = False, order: int = 2) -> torch.Tensor:
+    """Guided sampling with DPM-Solver++(2M), or its SDE form if `sde`, on the preset's timesteps or on `steps` evenly
+    spaced in log-SNR; x̂0 clipped unless `clip` is False; `order` 1: every step first-order, which is DDIM with η = 0
+    taking its noise from the clipped x̂0."""
     g, xt, prev = torch.Generator().manual_seed(a.seed + 1), x_T.clone(), None
     ts = logsnr_timesteps(S, steps) if logsnr else S.ddim_timesteps(steps)
     predict = noise_predictor(pipe.model_0, y)
     guide = classifier_guidance(pipe.model_1, y, cfg.guidance_scale, cfg.guidance_temperature, cfg.guidance_t_max)
     for t, t_prev in zip(ts, ts[1:] + [-1]):
         tt = torch.full((len(y),), t, dtype=torch.long)
-        eps, grad = predict(xt, tt), guide(xt, tt)
-        if sde is None: xt = S.ddim_step(xt, t, t_prev, eps, eta=1.0, grad=grad, generator=g); continue
-        xt, x0 = dpm_solver_step(S, xt, t, t_prev, eps, prev, grad, sde=sde, generator=g, clip_x0=clip)
+        xt, x0 = dpm_solver_step(S, xt, t, t_prev, predict(xt, tt), prev, guide(xt, tt), sde=sde, generator=g, clip_x0=clip)
         prev = (t, x0) if order == 2 else None
     return xt.clamp(-1, 1)
 
 def draw(v: str) -> torch.Tensor:
     "The samples of variant `v`."
     if v.startswith('gnorm_'): return ddim(gnorm=float(v.split('_')[1]))
-    if v.startswith(('dpm', 'ddim-log')):   # dpm[1|sde][-log][_noclip]_N, ddim-log_N
-        return solver(int(v.rsplit('_', 1)[1]), sde=None if v.startswith('ddim') else v.startswith('dpmsde'),
-                      clip='noclip' not in v, logsnr='-log' in v, order=1 if v.startswith('dpm1') else 2)
+    if v.startswith('ddim-log_'): return ddim(steps=int(v.split('_')[1]), logsnr=True)
+    if v.startswith('dpm'):   # dpm[1|sde][-log][_noclip]_N
+        return dpm(int(v.rsplit('_', 1)[1]), sde=v.startswith('dpmsde'), clip='noclip' not in v, logsnr='-log' in v,
+                   order=1 if v.startswith('dpm1') else 2)
     if v.startswith('polish_'): return polish(ddim(), *map(int, v.split('_')[1:]))   # polish_T_N
     n = int(v.rsplit('_', 1)[1]) if v.rsplit('_', 1)[-1].isdigit() and '_' in v else 0   # the T or N of the name
     return ddim(recompute=v == 'recompute', eta_below=n if v.startswith('eta0_below_') else 0,
