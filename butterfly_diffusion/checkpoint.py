@@ -12,8 +12,8 @@ from .unet import UNet, UNet_classifier
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_DIR', 'upgrade_checkpoint', 'read_checkpoint', 'ema_weights', 'build_models',
-           'load_models', 'find_checkpoint', 'checkpoint_dir', 'atomic_save', 'export_weights', 'shipped_weights',
-           'resolve_weights', 'sha256']
+           'load_models', 'find_checkpoint', 'project_root', 'checkpoint_dir', 'atomic_save', 'export_weights',
+           'shipped_weights', 'resolve_weights', 'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
 CHECKPOINT_FORMAT = 2
@@ -89,11 +89,14 @@ def find_checkpoint(where: str | Path | None = None  # a checkpoint file, a fold
                             '`butterfly-diffusion train --preset demo`, or call train_classifier_guidance(model_0, model_1, '
                             "...); or load the weights that ship with the package: load_pipeline('demo').")
 
-def checkpoint_dir(name: str) -> Path:
-    "`checkpoints/<name>` in the nearest folder, here or above, that has a `checkpoints/` folder (here if none does)."
+def project_root() -> Path:
+    "Where runs and samples go: the nearest folder, here or above, with a `checkpoints/` folder or the project's `settings.ini` (else here)."
     here = Path.cwd().resolve()
-    root = next((p for p in (here, *here.parents) if (p / 'checkpoints').is_dir()), here)
-    return root / 'checkpoints' / name
+    return next((p for p in (here, *here.parents) if (p / 'checkpoints').is_dir() or (p / 'settings.ini').is_file()), here)
+
+def checkpoint_dir(name: str) -> Path:
+    "`checkpoints/<name>` in `project_root()`: where the main command writes the `name` preset's run."
+    return project_root() / 'checkpoints' / name
 
 # %% ../nbs/06a_checkpoint.ipynb #cff8c4f6
 WEIGHTS_DIR = Path(str(importlib.resources.files('butterfly_diffusion'))) / 'weights'   # NAME.pt and its card NAME.md
