@@ -21,13 +21,14 @@ def render(pipe: Pipeline,
            cfg_scale: float | None = None,    # classifier-free weight w, class-conditional UNets (None: the config's)
            steps: int = 50,       # DDIM steps
            seed: int = 0,         # starting noise
-           frames: int = 6):      # trajectory frames to show
+           frames: int = 6,       # trajectory frames to show
+           progress: bool = False):  # show a progress bar over the steps
     "Sample one guided image of `species` and plot its denoising trajectory; return the figure."
     classes = pipe.classes
     if not 0 <= species < len(classes): raise ValueError(f'species must be in 0..{len(classes) - 1}, got {species}.')
     kw = pipe.settings(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps)
     record = Trajectory(pipe.schedule, every=-(-steps // frames))   # ceil: at most `frames` frames
-    x = pipe(species, seed=seed, callback=record, **kw)
+    x = pipe(species, seed=seed, callback=record, progress=progress, **kw)
     traj = record.frames
     fig, axs = plt.subplots(1, len(traj) + 1, figsize=(1.6 * (len(traj) + 1), 2))
     for ax, (t, x0) in zip(axs, traj + [(0, x.cpu())]):
@@ -54,10 +55,16 @@ def explorer(pipe: Pipeline):
     box = w.VBox([w.HBox(guidance), w.HBox([steps, seed, button]), out])
 
     def go(_=None):
-        with out:
-            out.clear_output(wait=True)
-            box.figure = render(pipe, species.value, scale.value, temperature.value,
-                                cfg_w.value if pipe.model_0.num_classes else None, steps.value, seed.value)
-            plt.show(box.figure)
+        button.disabled, button.description = True, 'Drawing...'   # one click, one picture: the work shows
+        try:
+            with out:
+                out.clear_output()                                      # the old picture goes at once
+                print(f'Drawing {classes[species.value]}: {steps.value} denoising steps...')
+                fig = render(pipe, species.value, scale.value, temperature.value,
+                             cfg_w.value if pipe.model_0.num_classes else None, steps.value, seed.value, progress=True)
+                out.clear_output(wait=True)
+                box.figure = fig
+                plt.show(fig)
+        finally: button.disabled, button.description = False, 'Generate'
     button.on_click(go)
     return box

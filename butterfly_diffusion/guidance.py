@@ -16,12 +16,13 @@ from torchvision.utils import save_image
 
 from .core import Config, autocast, show_images, image_grid, check_counts, check_guidance, check_writable_dir
 from .scheduler import NoiseSchedule
-from .checkpoint import read_checkpoint, load_models, checkpoint_dir, resolve_weights, WEIGHTS_DIR
+from .checkpoint import (read_checkpoint, load_models, checkpoint_dir, project_root, resolve_weights,
+                                            WEIGHTS_DIR)
 
 # %% auto #0
 __all__ = ['SETTINGS', 'EXTRA_SETTINGS', 'classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance',
-           'timesteps_for', 'sample', 'Trajectory', 'Pipeline', 'load_pipeline', 'default_pipeline',
-           'generate_and_save_images', 'slug', 'save_grids']
+           'timesteps_for', 'sample', 'Trajectory', 'Pipeline', 'load_pipeline', 'default_checkpoint',
+           'default_pipeline', 'generate_and_save_images', 'slug', 'save_grids']
 
 # %% ../nbs/08_guidance.ipynb #f6046cb4
 def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mode
@@ -191,18 +192,24 @@ def load_pipeline(path_or_name: str | Path = 'demo',  # a checkpoint file or fol
     return Pipeline.from_models(*load_models(resolve_weights(path_or_name), device))
 
 # %% ../nbs/08_guidance.ipynb #e2416d71
-def default_pipeline(name: str = 'demo', device=None) -> Pipeline:
-    "`checkpoint_dir(name)` (where the main command writes) if its run finished, else the shipped `name` weights; says which it took."
+def default_checkpoint(name: str = 'demo') -> Path:
+    "`checkpoint_dir(name)/last.pt` (where the main command writes) if its run finished, else the shipped `name` weights; says which."
     ckpt = checkpoint_dir(name) / 'last.pt'
     if ckpt.exists():
-        pipe = load_pipeline(ckpt, device)
-        step = read_checkpoint(ckpt)['step']
-        if step >= pipe.cfg.steps: return pipe
-        print(f'{ckpt} holds a run stopped at step {step} of {pipe.cfg.steps}: continue it with `butterfly-diffusion '
-              f'train --preset {pipe.cfg.name} --out {ckpt.parent} --resume`. Meanwhile:')
-    pipe = load_pipeline(name, device)       # fails here, naming the shipped weights, if `name` is none of them
+        c = read_checkpoint(ckpt)
+        step, steps = c['step'], Config.from_dict(c['config']).steps
+        if step >= steps:
+            print(f'using your {name!r} run: {ckpt} ({step} training steps)')
+            return ckpt
+        print(f'{ckpt} holds a run stopped at step {step} of {steps}: continue it with `butterfly-diffusion '
+              f'train --preset {name} --out {ckpt.parent} --resume`. Meanwhile:')
+    weights = resolve_weights(name)          # fails here, naming the shipped weights, if `name` is none of them
     print(f"using the {name!r} weights that ship with the package (butterfly_diffusion/weights/{name}.md: how they were made)")
-    return pipe
+    return weights
+
+def default_pipeline(name: str = 'demo', device=None) -> Pipeline:
+    "`load_pipeline(default_checkpoint(name))`: your finished run of the `name` preset, else the shipped `name` weights."
+    return load_pipeline(default_checkpoint(name), device)
 
 # %% ../nbs/08_guidance.ipynb #8bab2257
 def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: the first NUM_CLASSES
@@ -211,18 +218,19 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
                              checkpoint: str | Path | None = None,  # a checkpoint, a folder, or shipped weights' name; None: `default_pipeline`
                              pipeline: Pipeline | None = None,  # or a pipeline already loaded
                              n_per_class: int | None = None, # samples per species (default: cfg.samples_per_class)
-                             out: str | Path = 'conditional-sampling',  # folder for the PNG grids
+                             out: str | Path | None = None,  # folder for the PNG grids; None: conditional-sampling/ in `project_root()`
                              seed: int = 0, device=None, progress: bool = True,
                              **changes) -> dict:             # sampling settings: scale, temperature, t_max, steps, eta, cfg_scale
     "Sample `n_per_class` guided images of each species; save a grid per species and an overview; return them."
     check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class, steps=changes.get('steps') if changes.get('steps') != 'ddpm' else None)
     check_guidance(changes.get('scale'), changes.get('temperature'), changes.get('cfg_scale'))
+    out = project_root() / 'conditional-sampling' if out is None else Path(out)   # from nbs/ too: the project's root
     check_writable_dir(out, 'sample folder (out, --out)')     # before any work, not after sampling
     pipe = pipeline or (default_pipeline(device=device) if checkpoint is None else load_pipeline(checkpoint, device))
     ids = pipe.labels(list(range(NUM_CLASSES)) if species is None else species).tolist()
     n = n_per_class or pipe.cfg.samples_per_class
     x = pipe(ids, n, seed, progress=progress, **changes)
-    return save_grids(x, ids, pipe.classes, n, Path(out), display)
+    return save_grids(x, ids, pipe.classes, n, out, display)
 
 # %% ../nbs/08_guidance.ipynb #753545a0
 def slug(name: str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
