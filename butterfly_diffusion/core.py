@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7bf80a70
 from __future__ import annotations
-import os, math, numbers, random, dataclasses, contextlib
+import os, re, math, numbers, random, dataclasses, contextlib
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 __all__ = ['SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
            'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'available_devices',
            'get_device', 'autocast', 'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything',
-           'to_image_range', 'image_grid', 'show_images']
+           'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
 @dataclass(frozen=True)
@@ -316,3 +316,15 @@ def show_images(x: torch.Tensor,               # images (B, 3, H, W) in [-1, 1]
     for s in ax.spines.values(): s.set_visible(False)
     if title: ax.set_title(title)
     return ax
+
+# %% ../nbs/00_core.ipynb #02f05f31
+class ShowDoc:
+    "`show_doc`'s renderer (settings.ini `renderer`): nbdev's markdown, its source link as HTML that JupyterLab renders too."
+    def __init__(self, sym, name: str | None = None, title_level: int = 3):
+        from nbdev.showdoc import BasicMarkdownRenderer   # nbdev is a development tool: needed only to show docs
+        self.markdown = BasicMarkdownRenderer(sym, name=name, title_level=title_level)._repr_markdown_()
+
+    def _repr_markdown_(self) -> str:
+        return re.sub(r'\[([^\]]+)\]\(([^)\s]+)\)\{target="_blank"[^}]*\}',
+                      r'<a href="\2" target="_blank" class="source-link" style="float:right; font-size:smaller">\1</a>',
+                      self.markdown)
