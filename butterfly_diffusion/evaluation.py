@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_evaluation.ipynb #79396125
 from __future__ import annotations
-import time
+import time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
@@ -130,7 +130,9 @@ def feature_distances(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> d
     "Classifier-feature FID and KID (mean, std) between image sets `real` and `fake` (in [-1, 1])."
     n = min(len(real), len(fake))
     fid = FrechetInceptionDistance(feature=JudgeFeatures(judge)).to(real.device)
-    kid = KernelInceptionDistance(feature=JudgeFeatures(judge), subsets=20, subset_size=min(100, n)).to(real.device)
+    with warnings.catch_warnings():   # torchmetrics warns that KID keeps every feature: here a few thousand 128-d vectors
+        warnings.filterwarnings('ignore', message='Metric `Kernel Inception Distance` will save')
+        kid = KernelInceptionDistance(feature=JudgeFeatures(judge), subsets=20, subset_size=min(100, n)).to(real.device)
     for metric in (fid, kid):
         metric.update(real, real=True); metric.update(fake, real=False)
     kid_mean, kid_std = kid.compute()
