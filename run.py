@@ -4,10 +4,11 @@
     python3 run.py demo    # set up (first time), train the demo model on the built-in butterflies, write guided samples
     python3 run.py test    # set up (first time), run every notebook as a test (nbdev_test) and pytest tests/
     python3 run.py docs    # set up (first time), rebuild the static site in docs/ from the notebooks
+    python3 run.py learner # every chapter as a learner's Run All: a Jupyter kernel, the demo preset (tools/learner_run.py)
 
 The first call creates an isolated environment in .venv/ and installs the package with its
 development extras into it; later calls reuse it (and reinstall only when settings.ini changes).
-Extra arguments after `demo` are passed to `butterfly-diffusion demo`.
+Extra arguments after `demo` are passed to `butterfly-diffusion demo`; after `learner`, chapter names.
 """
 import hashlib, os, subprocess, sys, venv
 from pathlib import Path
@@ -47,7 +48,7 @@ def env():
 
 def main(argv):
     cmd, rest = (argv[0], argv[1:]) if argv else ('help', [])
-    if cmd not in ('demo', 'test', 'docs'): sys.exit(__doc__)
+    if cmd not in ('demo', 'test', 'docs', 'learner'): sys.exit(__doc__)
     ensure_env()
     if cmd == 'demo': sh(BIN / 'butterfly-diffusion', 'demo', *rest, env=env())
     elif cmd == 'test':
@@ -56,6 +57,7 @@ def main(argv):
         sh(BIN / 'nbdev_test', '--n_workers', '2', '--timing', env=e)
         sh(BIN / 'python', '-m', 'pytest', '-q', '-n', '2', 'tests', *rest, env=e)
     elif cmd == 'docs': sh(BIN / 'python', ROOT / 'tools' / 'build_docs.py', *rest, env=env())
+    elif cmd == 'learner': sh(BIN / 'python', ROOT / 'tools' / 'learner_run.py', *rest, env=env())
 
 
 if __name__ == '__main__': main(sys.argv[1:])
