@@ -195,14 +195,15 @@ def load_pipeline(path_or_name: str | Path = 'demo',  # a checkpoint file or fol
 def default_checkpoint(name: str = 'demo') -> Path:
     "`checkpoint_dir(name)/last.pt` (where the main command writes) if its run finished, else the shipped `name` weights; says which."
     ckpt = checkpoint_dir(name) / 'last.pt'
+    shown = ckpt.relative_to(project_root())   # as the README names it: checkpoints/demo/last.pt
     if ckpt.exists():
         c = read_checkpoint(ckpt)
         step, steps = c['step'], Config.from_dict(c['config']).steps
         if step >= steps:
-            print(f'using your {name!r} run: {ckpt} ({step} training steps)')
+            print(f'using your {name!r} run: {shown} ({step} training steps)')
             return ckpt
-        print(f'{ckpt} holds a run stopped at step {step} of {steps}: continue it with `butterfly-diffusion '
-              f'train --preset {name} --out {ckpt.parent} --resume`. Meanwhile:')
+        print(f'{shown} holds a run stopped at step {step} of {steps}: continue it with `butterfly-diffusion '
+              f'train --preset {name} --out {shown.parent} --resume` (from {project_root()}). Meanwhile:')
     weights = resolve_weights(name)          # fails here, naming the shipped weights, if `name` is none of them
     print(f"using the {name!r} weights that ship with the package (butterfly_diffusion/weights/{name}.md: how they were made)")
     return weights
