@@ -324,7 +324,11 @@ class ShowDoc:
         from nbdev.showdoc import BasicMarkdownRenderer   # nbdev is a development tool: needed only to show docs
         self.markdown = BasicMarkdownRenderer(sym, name=name, title_level=title_level)._repr_markdown_()
 
-    def _repr_markdown_(self) -> str:
+    @staticmethod
+    def html_links(md: str) -> str:
+        "Quarto's `[text](url){target=\"_blank\" ...}` links in `md` written as HTML `<a>` links."
         return re.sub(r'\[([^\]]+)\]\(([^)\s]+)\)\{target="_blank"[^}]*\}',
-                      r'<a href="\2" target="_blank" class="source-link" style="float:right; font-size:smaller">\1</a>',
-                      self.markdown)
+                      r'<a href="\2" target="_blank" class="source-link" style="float:right; font-size:smaller">\1</a>', md)
+
+    def _repr_markdown_(self) -> str: return self.html_links(self.markdown)
+    def __repr__(self) -> str: return self.markdown    # what a plain-text front end (a terminal) shows
