@@ -1,4 +1,4 @@
-"""The package as a user gets it: a wheel built from this checkout works without nbdev and ships its console script."""
+"""The package as a user gets it: a wheel built from this checkout without a warning works without nbdev and ships its console script."""
 import shutil, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
@@ -11,8 +11,9 @@ def build_wheel(tmp_path: Path) -> Path:
     src = tmp_path / 'src'
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns('.venv', '.git', 'build', 'dist', 'runs', 'docs', 'checkpoints',
                                                              '*.egg-info', '__pycache__', 'conditional-sampling', 'nbs'))
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', tmp_path, src],
-                   check=True, capture_output=True)
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', tmp_path, src],
+                       check=True, capture_output=True, text=True)
+    assert 'warning' not in (r.stdout + r.stderr).lower(), f'building the package warns:\n{r.stdout}{r.stderr}'[-3000:]
     wheel, = tmp_path.glob('butterfly_diffusion-*.whl')
     return wheel
 
