@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from butterfly_diffusion.core import get_config, seed_everything
 from butterfly_diffusion.unet import UNet, UNet_classifier
-from butterfly_diffusion.attention import zeroed_layers
+from butterfly_diffusion.blocks import zeroed_layers
 from butterfly_diffusion.data import get_data, train_loader
 from butterfly_diffusion.scheduler import NoiseSchedule
 from butterfly_diffusion.checkpoint import CHECKPOINT_FORMAT, atomic_save

@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 __all__ = ['SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
            'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'available_devices',
            'get_device', 'autocast', 'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything',
-           'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
+           'rank_seed', 'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
 @dataclass(frozen=True)
@@ -283,6 +283,10 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+def rank_seed(seed: int, rank: int) -> int:
+    "The seed of process `rank`'s random streams (noise, timesteps, dropout, flips) under torchrun: `seed` itself on rank 0."
+    return seed if rank == 0 else (seed * 1_000_003 + rank * 7_919) % 2 ** 63
 
 # %% ../nbs/00_core.ipynb #7c4ddab2
 def to_image_range(x: torch.Tensor) -> torch.Tensor:

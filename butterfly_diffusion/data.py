@@ -14,13 +14,13 @@ from torch.utils.data import Dataset, DataLoader
 from torchvision.transforms import RandomHorizontalFlip
 from tqdm.auto import tqdm
 from .synthetic import species_names, draw_butterfly, image_to_uint8, uint8_to_float
-from .distributed import World, ShardedBatches, rank_seed
+from .core import rank_seed
 
 # %% auto #0
 __all__ = ['MAX_CACHE_MB', 'VALID_FIRST_INDEX', 'HELDOUT_FIRST_INDEX', 'IMAGE_EXTENSIONS', 'CachedImageDataset',
            'SyntheticButterflies', 'to_rgb', 'ImageReadError', 'load_image', 'check_images', 'ImageListDataset',
            'read_csv_layout', 'read_class_folders', 'find_csv', 'check_labels', 'list_images', 'make_example_dataset',
-           'stratified_split', 'ButterflyData', 'train_loader', 'get_data', 'get_data_from_config']
+           'stratified_split', 'ButterflyData', 'ShardedBatches', 'train_loader', 'get_data', 'get_data_from_config']
 
 # %% ../nbs/01a_data.ipynb #c80c4363
 MAX_CACHE_MB = 1024  # datasets whose pixels fit in this many megabytes keep them in memory by default
@@ -336,18 +336,34 @@ def _real_datasets(path, image_size, num_classes, val_fraction, seed, transform,
     return subset(train, transform), (subset(valid, None) if valid else None)
 
 # %% ../nbs/01a_data.ipynb #6e543641
+class ShardedBatches(torch.utils.data.Sampler):
+    "Batches of `batch_size` indices in one shuffled order, the same on every rank; each rank yields its own equal slice."
+    def __init__(self, n: int, batch_size: int, rank: int = 0, ranks: int = 1, generator: torch.Generator | None = None):
+        if batch_size % ranks:
+            raise ValueError(f'batch_size={batch_size} cannot be split evenly over {ranks} processes: use a multiple '
+                             f'of {ranks} (batch_size is the global batch; each process takes batch_size / {ranks}).')
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.per_rank, self.lo = batch_size // ranks, rank * (batch_size // ranks)
+
+    def __len__(self): return self.n // self.batch_size          # drop-last: every step sees a full global batch
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        for i in range(0, len(self) * self.batch_size, self.batch_size): yield order[i + self.lo: i + self.lo + self.per_rank]
+
 def train_loader(ds,                     # a dataset of `(image, label)` pairs
                  batch_size: int,        # images per (global) batch
                  num_workers: int = 0,   # DataLoader worker processes
-                 world: World = World(), # this process's rank among the training processes; alone by default
+                 rank: int = 0,          # this process's rank among the training processes (torchrun) ...
+                 ranks: int = 1,         # ... and how many there are; alone by default
                  pin_memory: bool = False,  # page-locked batches, for copies to a GPU
                  seed: int = 0           # seeds the shuffle (training reseeds it every epoch)
                 ) -> DataLoader:
     "A shuffling DataLoader of full batches (the last incomplete one dropped), yielding this rank's share of each."
     g = torch.Generator().manual_seed(seed)   # the shuffle and the workers' base seed: the same on every rank
-    return DataLoader(ds, batch_sampler=ShardedBatches(len(ds), batch_size, world, g), num_workers=num_workers,
+    return DataLoader(ds, batch_sampler=ShardedBatches(len(ds), batch_size, rank, ranks, g), num_workers=num_workers,
                       pin_memory=pin_memory, generator=g,
-                      worker_init_fn=functools.partial(_rank_worker_seed, world.rank) if world.rank else None)
+                      worker_init_fn=functools.partial(_rank_worker_seed, rank) if rank else None)
 
 def _rank_worker_seed(rank: int, worker_id: int):
     "Workers of rank > 0 draw other augmentations than rank 0's (their base seed is shared: it comes from the shuffle)."

@@ -15,11 +15,10 @@ from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
 
 from .core import (Config, get_config, override, get_device, autocast, check_counts,
-                                     check_writable_dir)
+                                     check_writable_dir, rank_seed)
 from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, atomic_save
 from .data import get_data, train_loader, ButterflyData
-from .distributed import (World, WorldError, init_world, elastic_restart, rank_seed,
-                                            all_sum, any_rank, gather)
+from .distributed import World, WorldError, init_world, elastic_restart, all_sum, any_rank, gather
 from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
 
@@ -469,7 +468,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         if world.rank: torch.manual_seed(rank_seed(cfg.seed, world.rank))   # this rank's dropout and flips
     s = make_state(model_0, model_1, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
     s.nets = nets
-    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world, pin_memory=device.type == 'cuda')
+    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world.rank, world.size, pin_memory=device.type == 'cuda')
     steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
     s.run = run_identity(cfg, data, steps, p_uncond)
     if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))

@@ -10,8 +10,8 @@ from torch import nn
 from dataclasses import replace, fields
 from .core import Config, NetConfig
 from .embeddings import TimeEmbedding
-from .attention import SelfAttention2d, group_norm, zero_init
-from .blocks import ResBlock, Downsample, Upsample, EmbedSequential
+from .attention import SelfAttention2d
+from .blocks import group_norm, zero_init, ResBlock, Downsample, Upsample, EmbedSequential
 
 # %% auto #0
 __all__ = ['UNetClassifier', 'net_config', 'Encoder', 'Decoder', 'check_inputs', 'class_labels', 'UNet', 'UNet_classifier']

@@ -10,7 +10,7 @@ import torch
 import butterfly_diffusion.training as tr
 from butterfly_diffusion.core import get_config, seed_everything
 from butterfly_diffusion.data import get_data, ButterflyData
-from butterfly_diffusion.distributed import rank_seed
+from butterfly_diffusion.core import rank_seed
 from butterfly_diffusion.unet import UNet, UNet_classifier
 
 torch.set_num_threads(1)

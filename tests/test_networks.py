@@ -10,7 +10,8 @@ from torch import nn
 import butterfly_diffusion as bd
 from butterfly_diffusion.core import get_config
 from butterfly_diffusion.embeddings import timestep_embedding, TimeEmbedding
-from butterfly_diffusion.attention import SelfAttention2d, group_norm, perturb_zeroed
+from butterfly_diffusion.attention import SelfAttention2d
+from butterfly_diffusion.blocks import group_norm, perturb_zeroed
 from butterfly_diffusion.blocks import ResBlock, Downsample, Upsample
 from butterfly_diffusion.core import NetConfig
 from butterfly_diffusion.unet import UNet, UNet_classifier, UNetClassifier, Encoder, net_config
