@@ -5,6 +5,7 @@
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
 import math, time, hashlib, warnings, signal, threading
+from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -26,9 +27,9 @@ from .unet import UNet, UNet_classifier
 __all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'noisy_batch', 'joint_losses', 'unwrap', 'min_snr_weight', 'TrainState',
            'make_state', 'train_step', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t', 'NonFiniteError',
            'save_checkpoint', 'remove_stale_temp', 'data_fingerprint', 'run_identity', 'check_resumable',
-           'restore_state', 'batches', 'check_compatible', 'prepare_out', 'resume_if_restarted', 'stop_signals',
-           'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance',
-           'plot_history']
+           'restore_state', 'batches', 'Recipe', 'check_compatible', 'prepare_out', 'resume_if_restarted',
+           'stop_signals', 'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult',
+           'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #ed87b9a1
 def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's device)
@@ -101,11 +102,12 @@ def make_state(model_0, model_1, cfg: Config, classes: list, device: torch.devic
     return TrainState(model_0, model_1, ema, opt_0, opt_1, gen, cfg, list(classes), world=world)
 
 # %% ../nbs/07_training.ipynb #c62ed0d1
-def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float = 0.1):
+def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float = 0.1,
+               noise=noisy_batch):   # draws `(xt, t, eps)` from `(schedule, x0, generator)`: `Recipe.noisy_batch`
     "One joint update of both models and the EMA; returns detached `(loss_0, loss_1, correct, t)`."
     net_0, net_1 = s.nets or (s.model_0, s.model_1)
     net_0.train(); net_1.train()
-    xt, t, eps = noisy_batch(schedule, x0, s.generator)
+    xt, t, eps = noise(schedule, x0, s.generator)
     weight = min_snr_weight(schedule, t, s.cfg.min_snr_gamma) if s.cfg.min_snr_gamma else None
     loss_0, loss_1, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator, weight)
     for opt, loss in ((s.opt_0, loss_0), (s.opt_1, loss_1)):
@@ -297,6 +299,15 @@ def batches(dl: torch.utils.data.DataLoader, start_step: int, seed: int):
         yield from it
         epoch += 1
 
+# %% ../nbs/07_training.ipynb #8e78d384
+@dataclass(frozen=True)
+class Recipe:
+    "What each training step does: the extension points of a run. The defaults are the seed's DDPM recipe."
+    noisy_batch: Callable = noisy_batch   # (schedule, x0, generator) -> (xt, t, eps): the noise levels and noise a batch gets
+    step: Callable = train_step           # (state, schedule, x0, y, p_uncond, noisy_batch) -> (loss_0, loss_1, correct, t)
+    batches: Callable = batches           # (DataLoader, start step, seed) -> endless (x0, y): resumable at any step
+    callbacks: tuple = ()                 # each called as cb(state) after every finished step (and its log and save)
+
 # %% ../nbs/07_training.ipynb #7fac0161
 def check_compatible(model_0, model_1, num_classes: int, data: ButterflyData, image_size: int):
     "Raise a clear error if the models, `num_classes` and the data disagree."
@@ -382,7 +393,7 @@ def stop_agreed(stop: stop_signals, s: TrainState, device) -> str | None:
     return (stop.requested or 'a signal on another rank') if any_rank(bool(stop.requested), s.world, device) else None
 
 def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None, device, progress: bool = True,
-              p_uncond: float = 0.1):
+              p_uncond: float = 0.1, recipe: Recipe = Recipe()):
     "Train until `s.step == steps`, logging and checkpointing; see below for what happens when a run is stopped."
     meter, cfg, main = Meter(len(schedule.beta), device), s.cfg, s.world.main
     bar = tqdm(total=steps, initial=s.step, disable=not (progress and main), desc='training', unit='step')
@@ -395,11 +406,12 @@ def run_steps(s: TrainState, schedule, batch_iter, steps: int, out: Path | None,
                 x0 = x0.to(device, non_blocking=True, memory_format=torch.channels_last)
                 in_step = True
                 set_lr(s, lr_at(cfg, s.step, steps))
-                meter.add(*train_step(s, schedule, x0, y.to(device, non_blocking=True), p_uncond))
+                meter.add(*recipe.step(s, schedule, x0, y.to(device, non_blocking=True), p_uncond, recipe.noisy_batch))
                 in_step, s.rng_state = False, torch.get_rng_state()
                 bar.update()
                 if s.step % cfg.log_every == 0 or s.step == steps: log(s, meter, bar, time.time() - t0)
                 if out and s.step % cfg.checkpoint_every == 0: save_checkpoint(s, out / 'last.pt'); saved = s.step
+                for callback in recipe.callbacks: callback(s)
         if halted: raise KeyboardInterrupt(f'{halted} received: stopped after step {s.step}')
     except NonFiniteError: raise                 # a diverged state is never saved
     except BaseException as e:
@@ -446,6 +458,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               compile: bool | None = None,  # torch.compile both models; None: on CUDA only
                               p_uncond: float = 0.1,      # label dropout when model_0 is class-conditional
                               progress: bool = True,      # show a tqdm progress bar
+                              recipe: Recipe | None = None,  # what each step does (`Recipe`); None: the seed's
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
     "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
     resume, overwrite = resume_if_restarted(out, resume, overwrite)
@@ -476,7 +489,8 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                                         'to continue it, or load it with load_models to use it as it is.')
     if compile or (compile is None and device.type == 'cuda'): compile_models(s)
     schedule = NoiseSchedule.from_config(cfg).to(device)
-    run_steps(s, schedule, batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond)
+    recipe = recipe or Recipe()
+    run_steps(s, schedule, recipe.batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond, recipe)
     if data.valid_dl is not None:              # the noisy classifier on images it never trained on
         s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world)
         if out: save_checkpoint(s, out / 'last.pt')

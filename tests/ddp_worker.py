@@ -27,20 +27,19 @@ def float64_data() -> ButterflyData:
     return ButterflyData(ds, None, None, None, d.classes, d.class_to_idx)
 
 
-def alone_with_rank_noise():
-    "Make a single process draw each half of its batch's t and noise from rank 0's and rank 1's streams, as two ranks do."
-    one_stream, g1 = tr.noisy_batch, torch.Generator().manual_seed(rank_seed(CFG.seed, 1))
+def alone_with_rank_noise() -> tr.Recipe:
+    "A recipe whose single process draws each half of its batch's t and noise from rank 0's and rank 1's streams, as two ranks do."
+    g1 = torch.Generator().manual_seed(rank_seed(CFG.seed, 1))
     def two_streams(schedule, x0, generator=None):
         h = len(x0) // 2
-        halves = one_stream(schedule, x0[:h], generator), one_stream(schedule, x0[h:], g1)
+        halves = tr.noisy_batch(schedule, x0[:h], generator), tr.noisy_batch(schedule, x0[h:], g1)
         return tuple(torch.cat(p) for p in zip(*halves))
-    tr.noisy_batch = two_streams
+    return tr.Recipe(noisy_batch=two_streams)
 
 
 if __name__ == '__main__':
     mode, out = sys.argv[1:3]
-    if mode == 'alone': alone_with_rank_noise()
     seed_everything(0)
     m0, m1 = UNet.from_config(CFG).double(), UNet_classifier.from_config(CFG).double()
     tr.train_classifier_guidance(m0, m1, CFG.num_classes, data=float64_data(), cfg=CFG, steps=STEPS, out=out,
-                                 progress=False)
+                                 progress=False, recipe=alone_with_rank_noise() if mode == 'alone' else None)

@@ -13,12 +13,12 @@ CFG = get_config('tiny', dropout=0.1, checkpoint_every=1, log_every=1)   # dropo
 STEPS, KILLS = 24, 10
 
 
-def run(out: Path):
+def run(out: Path, recipe=None):
     "Start (or, if a checkpoint is there, resume) the run into `out`, as a user would after a crash."
     seed_everything(0)
     m0, m1 = UNet.from_config(CFG), UNet_classifier.from_config(CFG)
     tr.train_classifier_guidance(m0, m1, CFG.num_classes, cfg=CFG, out=out, steps=STEPS,
-                                 resume=(out / 'last.pt').exists(), progress=False)
+                                 resume=(out / 'last.pt').exists(), progress=False, recipe=recipe)
 
 
 def assert_equal(a, b, where='checkpoint'):
@@ -35,15 +35,10 @@ def assert_equal(a, b, where='checkpoint'):
 
 
 def straight_run(folder: Path) -> tuple[dict, float]:
-    "The uninterrupted run, keeping a copy of its checkpoint at every step; and how long it took."
-    save = tr.save_checkpoint
-    def save_and_keep(s, path):
-        p = save(s, path)
-        shutil.copy(p, folder / f'step-{s.step}.pt')
-        return p
-    tr.save_checkpoint, t0 = save_and_keep, time.time()
-    try: run(folder / 'ck')
-    finally: tr.save_checkpoint = save
+    "The uninterrupted run, keeping a copy of its checkpoint at every step (a checkpoint every step); and how long it took."
+    keep = lambda s: shutil.copy(folder / 'ck' / 'last.pt', folder / f'step-{s.step}.pt')   # after the step's save
+    t0 = time.time()
+    run(folder / 'ck', tr.Recipe(callbacks=(keep,)))
     return {k: tr.read_checkpoint(folder / f'step-{k}.pt') for k in range(1, STEPS + 1)}, time.time() - t0
 
 

@@ -28,31 +28,25 @@ def assert_same_run(a, b):
     assert a['history']['step'] == b['history']['step']
 
 
-def test_ctrl_c_finishes_the_step_saves_and_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_ctrl_c_finishes_the_step_saves_and_resumes_to_the_same_weights(tmp_path):
     straight = tr.read_checkpoint(run(tmp_path / 'a', 9).checkpoint)
-    step = tr.train_step
     def ctrl_c_during_step_5(s, *a, **k):
         if s.step == 4: os.kill(os.getpid(), signal.SIGINT)   # arrives in the middle of step 5
-        return step(s, *a, **k)
-    monkeypatch.setattr(tr, 'train_step', ctrl_c_during_step_5)
-    with pytest.raises(KeyboardInterrupt, match='SIGINT'): run(tmp_path / 'b', 9)
-    monkeypatch.setattr(tr, 'train_step', step)
+        return tr.train_step(s, *a, **k)
+    with pytest.raises(KeyboardInterrupt, match='SIGINT'): run(tmp_path / 'b', 9, recipe=tr.Recipe(step=ctrl_c_during_step_5))
     assert os.listdir(tmp_path / 'b') == ['last.pt']            # saved, and no temp file left
     assert tr.read_checkpoint(tmp_path / 'b')['step'] == 5      # step 5 was finished, not torn
     assert_same_run(straight, tr.read_checkpoint(run(tmp_path / 'b', 9, resume=True).checkpoint))
 
 
-def test_an_error_between_steps_saves_the_last_step_and_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_an_error_between_steps_saves_the_last_step_and_resumes_to_the_same_weights(tmp_path):
     straight = tr.read_checkpoint(run(tmp_path / 'a', 9).checkpoint)
-    real = tr.batches
     def unreadable_after_4(dl, start, seed):
-        it = real(dl, start, seed)
+        it = tr.batches(dl, start, seed)
         for _ in range(4): yield next(it)
         next(it)                                                # loading the 5th batch draws random flips...
         raise OSError('image file is truncated')                # ...then meets a corrupt file
-    monkeypatch.setattr(tr, 'batches', unreadable_after_4)
-    with pytest.raises(OSError, match='truncated'): run(tmp_path / 'b', 9)
-    monkeypatch.setattr(tr, 'batches', real)
+    with pytest.raises(OSError, match='truncated'): run(tmp_path / 'b', 9, recipe=tr.Recipe(batches=unreadable_after_4))
     assert tr.read_checkpoint(tmp_path / 'b')['step'] == 4
     assert_same_run(straight, tr.read_checkpoint(run(tmp_path / 'b', 9, resume=True).checkpoint))
 

@@ -4,8 +4,8 @@ Trains the preset on the built-in butterflies in segments (resuming from the che
 segment samples `--n` images of every species with guided DDIM at each (scale, guide_t_max) setting, reporting the
 judge's accuracy. This is the experiment behind the `demo` preset's training budget and default guidance settings.
 
-    python benchmarks/guidance_sweep.py --quick                 # seconds, tiny preset: checks the script
-    python benchmarks/guidance_sweep.py --steps 500,1000,2000   # the real thing (a GPU makes it minutes)
+    python experiments/guidance_sweep.py --quick                 # seconds, tiny preset: checks the script
+    python experiments/guidance_sweep.py --steps 500,1000,2000   # the real thing (a GPU makes it minutes)
 """
 import argparse, json, time
 from pathlib import Path

@@ -1,8 +1,8 @@
 """Are the built-in synthetic species visually separable? Train a small clean CNN classifier on CPU and report
 its accuracy on held-out pictures (picture numbers from HELDOUT_FIRST_INDEX on, never seen in training).
 
-    python benchmarks/separability.py           # 10 species at 32 px and 75 species at 64 px, <= 2 min training each
-    python benchmarks/separability.py --quick   # a few seconds: tiny sizes and budgets (smoke run; accuracy is low)
+    python experiments/separability.py           # 10 species at 32 px and 75 species at 64 px, <= 2 min training each
+    python experiments/separability.py --quick   # a few seconds: tiny sizes and budgets (smoke run; accuracy is low)
 
 Targets: >= 95% on 10 species at 32 px, >= 90% on 75 species at 64 px. Training stops at the time budget (the
 learning rate follows a cosine over that budget), so a machine busy with other work gets fewer steps and a lower

@@ -3,8 +3,8 @@
 The measurement behind the recipe table in nbs/09_evaluation.ipynb: each candidate changes one thing, trains with
 the preset's budget, and is then measured by `butterfly-diffusion evaluate` on 500 samples per setting:
 
-    python benchmarks/recipe.py base                                   # the preset as it is
-    python benchmarks/recipe.py snr5 min_snr_gamma=5.0                 # one change
+    python experiments/train_candidate.py base                                   # the preset as it is
+    python experiments/train_candidate.py snr5 min_snr_gamma=5.0                 # one change
     butterfly-diffusion evaluate --checkpoint runs/snr5 --n_per_class 50 --out runs/snr5-eval
 """
 import argparse, ast, time
