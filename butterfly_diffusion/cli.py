@@ -9,7 +9,7 @@ import torch
 from pathlib import Path
 from fastcore.script import anno_parser, store_true, Param
 
-from .core import get_config, get_device, seed_everything, check_counts, check_guidance, check_writable_dir
+from .core import get_config, get_device, seed_everything, check_counts, check_sampling, check_writable_dir
 from .data import list_images
 from .unet import UNet, UNet_classifier
 from .checkpoint import read_checkpoint, resolve_weights
@@ -72,7 +72,8 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
            device: Param('cuda, mps or cpu', str) = None):
     "Write classifier-guided sample grids per species to --out."
     import matplotlib; matplotlib.use('Agg')
-    check_counts(num_classes=num_classes, n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale)
+    check_counts(num_classes=num_classes, n_per_class=n_per_class)
+    check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps)
     if method not in ('ddim', 'ddpm'): raise ValueError(f'--method {method!r}: use ddim (fast) or ddpm (every step).')
     try: species = [int(s) for s in species.split(',')] if species else None
     except ValueError: raise ValueError(f'--species {species!r}: give species indices separated by commas, e.g. 0,3,7.') from None
@@ -101,7 +102,8 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
-    check_counts(n_per_class=n_per_class, steps=steps); check_guidance(scale, temperature, cfg_scale, t_max)
+    check_counts(n_per_class=n_per_class)
+    check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
     check_writable_dir(out, 'picture folder (--out)')                    # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
+__all__ = ['SAMPLING', 'SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
            'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'available_devices',
-           'get_device', 'autocast', 'check_counts', 'check_guidance', 'check_writable_dir', 'seed_everything',
+           'get_device', 'autocast', 'check_counts', 'check_sampling', 'check_writable_dir', 'seed_everything',
            'rank_seed', 'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
@@ -100,8 +100,11 @@ class Config:
         net = d['net'] if 'net' in d else {k: v for k, v in d.items() if k in nets}   # before 0.2 the fields were flat
         return cls(**{k: v for k, v in d.items() if k in names - {'net'}}, net=NetConfig(**{k: v for k, v in net.items() if k in nets}))
 
-SAMPLING_FIELDS = ('guidance_scale', 'guidance_temperature', 'guidance_t_max', 'cfg_scale', 'sample_steps',
-                   'sample_eta', 'samples_per_class')   # how trained models are sampled: changing these never breaks weights
+SAMPLING = {   # every sampling setting (of `Pipeline`, `sample`, `evaluate`) and the `Config` field that holds its default
+    'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max', 'steps': 'sample_steps',
+    'eta': 'sample_eta', 'cfg_scale': 'cfg_scale',
+    'label': None}   # tell a class-conditional UNet the species (True, no Config field) or the "no class" token (False)
+SAMPLING_FIELDS = (*filter(None, SAMPLING.values()), 'samples_per_class')   # how trained models are sampled: changing these never breaks weights
 
 # %% ../nbs/00_core.ipynb #5bc451e7
 def _whole(v, lo: int = 1) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo
@@ -242,23 +245,14 @@ def check_counts(**counts) -> None:
     bad = [f'{k}={v!r}' for k, v in counts.items() if v is not None and not _whole(v)]
     if bad: raise ValueError(f'{", ".join(bad)}: a count must be a whole number >= 1 (leave it out for the default).')
 
-def check_guidance(scale: float | None = None,       # classifier-guidance scale s; None: the default
-                   temperature: float | None = None, # classifier temperature τ; None: the default
-                   cfg_scale: float | None = None,   # classifier-free weight w; None: the default
-                   t_max: int | None = None          # guide only while t < t_max; None: the default
-                  ) -> None:
-    "Raise a `ValueError` for a NaN, infinite or absurd guidance scale, temperature, classifier-free weight or t_max."
-    if scale is not None and not (_real(scale) and abs(scale) <= MAX_GUIDANCE_SCALE):
-        raise ValueError(f'guidance scale {scale!r} makes no sense: use a finite number with |s| <= '
-                         f'{MAX_GUIDANCE_SCALE:g} (0: unguided; the presets use 4).')
-    if temperature is not None and not (_real(temperature) and temperature > 0):
-        raise ValueError(f'guidance temperature {temperature!r} makes no sense: use a finite number > 0 (1: plain log p).')
-    if cfg_scale is not None and not (_real(cfg_scale) and 0 <= cfg_scale <= MAX_GUIDANCE_SCALE):
-        raise ValueError(f'classifier-free weight {cfg_scale!r} makes no sense: use a finite number in '
-                         f'[0, {MAX_GUIDANCE_SCALE:g}] (0: none; the photos preset uses 2).')
-    if t_max is not None and not _whole(t_max, 0):
-        raise ValueError(f'guidance t_max {t_max!r} makes no sense: give a whole timestep >= 0 (guidance acts while '
-                         't < t_max; 0 turns it off).')
+def check_sampling(**settings) -> None:
+    "Raise one `ValueError` naming each sampling setting given (not None) outside the range of its `Config` field (`SAMPLING`)."
+    if unknown := sorted(set(settings) - set(SAMPLING)):
+        raise TypeError(f'unknown sampling setting(s) {unknown}: choose among {list(SAMPLING)}.')
+    ranges = {k: CONFIG_RANGES[f] if f else (lambda v: isinstance(v, bool), 'True or False') for k, f in SAMPLING.items()}
+    ranges['steps'] = (lambda v: v == 'ddpm' or _whole(v), "a whole number >= 1 (DDIM steps), or 'ddpm' (every step)")
+    bad = [f'{k}={v!r} (must be {ranges[k][1]})' for k, v in settings.items() if v is not None and not ranges[k][0](v)]
+    if bad: raise ValueError(f'Sampling settings that make no sense: {"; ".join(bad)}. Give a value in range, or leave it out for the default.')
 
 # %% ../nbs/00_core.ipynb #9ea3d578
 def check_writable_dir(path,                         # a folder, made later if it does not exist yet

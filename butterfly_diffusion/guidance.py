@@ -14,15 +14,16 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
-from .core import Config, autocast, show_images, image_grid, check_counts, check_guidance, check_writable_dir
+from .core import (Config, autocast, show_images, image_grid, check_counts, check_sampling,
+                                     check_writable_dir, SAMPLING)
 from .scheduler import NoiseSchedule
 from .checkpoint import (read_checkpoint, load_models, checkpoint_dir, project_root, resolve_weights,
                                             WEIGHTS_DIR)
 
 # %% auto #0
-__all__ = ['SETTINGS', 'EXTRA_SETTINGS', 'classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance',
-           'timesteps_for', 'sample', 'Trajectory', 'Pipeline', 'load_pipeline', 'default_checkpoint',
-           'default_pipeline', 'generate_and_save_images', 'slug', 'save_grids']
+__all__ = ['classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance', 'timesteps_for', 'sample',
+           'Trajectory', 'Pipeline', 'load_pipeline', 'default_checkpoint', 'default_pipeline',
+           'generate_and_save_images', 'slug', 'save_grids']
 
 # %% ../nbs/08_guidance.ipynb #f6046cb4
 def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mode
@@ -72,7 +73,7 @@ def classifier_guidance(classifier: torch.nn.Module,  # noisy classifier, eval m
                         t_max: int | None = None      # guide only while t < t_max (None: at every step)
                        ) -> Callable:
     "Classifier guidance (Dhariwal & Nichol 2021) as `guide(x_t, t) -> s·τ·∇ log softmax(z/τ)_y`, None where t >= t_max."
-    check_guidance(scale, temperature)
+    check_sampling(scale=scale, temperature=temperature)
     def guide(xt, t):
         if t_max is not None and int(t[0]) >= t_max: return None
         return classifier_grad(classifier, xt, t, y, scale, temperature)
@@ -120,10 +121,6 @@ class Trajectory:
             self.frames.append((t, self.schedule.predict_x0(xt, tt, eps).clamp(-1, 1).cpu()))
 
 # %% ../nbs/08_guidance.ipynb #502b2034
-SETTINGS = {'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max',
-            'steps': 'sample_steps', 'eta': 'sample_eta', 'cfg_scale': 'cfg_scale'}   # a setting of `Pipeline` and the `Config` field it defaults to
-EXTRA_SETTINGS = {'label': True}      # tell a class-conditional UNet the species (False: the "no class" token)
-
 @dataclass
 class Pipeline:
     "Both networks, their config, the species and the schedule on one device: `pipe(species, n)` draws guided samples."
@@ -141,12 +138,10 @@ class Pipeline:
     def device(self) -> torch.device: return next(self.model_0.parameters()).device
 
     def settings(self, **changes) -> dict:
-        "The config's sampling settings (`SETTINGS`), plus `EXTRA_SETTINGS`, with the `changes` that are not None."
-        bad = set(changes) - set(SETTINGS) - set(EXTRA_SETTINGS)
-        if bad: raise TypeError(f'unknown sampling setting(s) {sorted(bad)}; choose among {[*SETTINGS, *EXTRA_SETTINGS]}.')
-        kw = {k: getattr(self.cfg, f) for k, f in SETTINGS.items()} | EXTRA_SETTINGS
+        "The config's sampling settings (`SAMPLING`; `label` True), with the `changes` that are not None (checked)."
+        check_sampling(**changes)
+        kw = {k: getattr(self.cfg, f) if f else True for k, f in SAMPLING.items()}
         kw |= {k: v for k, v in changes.items() if v is not None}
-        check_guidance(kw['scale'], kw['temperature'], kw['cfg_scale'])
         if changes.get('cfg_scale') is None and not (kw['label'] and self.model_0.num_classes):
             kw['cfg_scale'] = 0.0   # the config's w needs the species told to a class-conditional UNet: else none
         if kw['cfg_scale'] and not kw['label']:
@@ -223,8 +218,7 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
                              seed: int = 0, device=None, progress: bool = True,
                              **changes) -> dict:             # sampling settings: scale, temperature, t_max, steps, eta, cfg_scale
     "Sample `n_per_class` guided images of each species; save a grid per species and an overview; return them."
-    check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class, steps=changes.get('steps') if changes.get('steps') != 'ddpm' else None)
-    check_guidance(changes.get('scale'), changes.get('temperature'), changes.get('cfg_scale'))
+    check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class); check_sampling(**changes)
     out = project_root() / 'conditional-sampling' if out is None else Path(out)   # from nbs/ too: the project's root
     check_writable_dir(out, 'sample folder (out, --out)')     # before any work, not after sampling
     pipe = pipeline or (default_pipeline(device=device) if checkpoint is None else load_pipeline(checkpoint, device))
