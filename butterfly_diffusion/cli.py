@@ -123,7 +123,7 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
          data: Param('a real dataset to train on and measure against instead of the built-in butterflies', str) = None,
          device: Param('cuda, mps or cpu', str) = None):
     "Train the demo models (resuming if stopped), write guided samples per species and measure them."
-    from butterfly_diffusion.evaluation import synthetic_reference, photo_reference, measure, generate
+    from butterfly_diffusion.evaluation import reference_for, measure, generate
     import matplotlib; matplotlib.use('Agg')
     preset = preset or ('photos' if data else 'demo')
     t0, cfg = time.time(), get_config(preset, **(dict(num_classes=len(set(list_images(data)[1]))) if data else {}))
@@ -143,8 +143,7 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
     if judged > per:   # more samples than the grids hold: the accuracy of 80 images is only good to about ±5 points
         xe, ye = generate(pipe, judged - per, seed=1)
         x, y = torch.cat([x, xe]), torch.cat([y, ye])
-    ref = (photo_reference(data, cfg.image_size, pipe.classes, len(y), cfg.seed, judge_kw=dict(progress=False)) if data
-           else synthetic_reference(cfg.num_classes, cfg.image_size, len(y) // cfg.num_classes, cfg.seed, dict(progress=False)))
+    ref = reference_for(data, cfg.image_size, pipe.classes, len(y) // cfg.num_classes, cfg.seed, progress=False)
     m, floor = measure(ref, x, y), ref.floor()
     print(f'guided accuracy: {m["accuracy"]:.0%} of {len(y)} samples ({len(y) // cfg.num_classes} per species) show the '
           f'requested species, by a judge classifier ({ref.judge_accuracy:.0%} accurate on held-out real images; chance '

@@ -17,10 +17,10 @@ from .synthetic import species_names, draw_butterfly, image_to_uint8, uint8_to_f
 from .core import rank_seed
 
 # %% auto #0
-__all__ = ['MAX_CACHE_MB', 'VALID_FIRST_INDEX', 'HELDOUT_FIRST_INDEX', 'IMAGE_EXTENSIONS', 'CachedImageDataset',
-           'SyntheticButterflies', 'to_rgb', 'ImageReadError', 'load_image', 'check_images', 'ImageListDataset',
-           'read_csv_layout', 'read_class_folders', 'find_csv', 'check_labels', 'list_images', 'make_example_dataset',
-           'stratified_split', 'ButterflyData', 'ShardedBatches', 'train_loader', 'get_data', 'get_data_from_config']
+__all__ = ['MAX_CACHE_MB', 'PICTURES', 'IMAGE_EXTENSIONS', 'CachedImageDataset', 'SyntheticButterflies', 'to_rgb',
+           'ImageReadError', 'load_image', 'check_images', 'ImageListDataset', 'read_csv_layout', 'read_class_folders',
+           'find_csv', 'check_labels', 'list_images', 'make_example_dataset', 'stratified_split', 'ButterflyData',
+           'ShardedBatches', 'train_loader', 'get_data', 'get_data_from_config']
 
 # %% ../nbs/01a_data.ipynb #c80c4363
 MAX_CACHE_MB = 1024  # datasets whose pixels fit in this many megabytes keep them in memory by default
@@ -60,7 +60,9 @@ class CachedImageDataset(Dataset):
         return (self.transform(x) if self.transform else x), self.targets[i]
 
 # %% ../nbs/01a_data.ipynb #7eebb935
-VALID_FIRST_INDEX, HELDOUT_FIRST_INDEX = 100_000, 1_000_000
+PICTURES = {   # the first picture number of each use of the built-in butterflies: ranges that never overlap
+    'train': 0, 'valid': 100_000, 'judge': 1_000_000, 'judge_test': 2_000_000, 'reference': 3_000_000,
+    'floor': 4_000_000, 'check': 5_000_000}   # check: the tests of shipped weights
 
 class SyntheticButterflies(CachedImageDataset):
     "The built-in dataset: `n_per_class` pictures of each of `num_classes` synthetic species."
@@ -316,10 +318,10 @@ class ButterflyData:
                 f'batch size {self.batch_size})')
 
 def _synthetic_datasets(num_classes, image_size, n_per_class, val_fraction, seed, transform):
-    if n_per_class > VALID_FIRST_INDEX: raise ValueError(f'n_per_class must be at most {VALID_FIRST_INDEX}.')
+    if n_per_class > PICTURES['valid']: raise ValueError(f'n_per_class must be at most {PICTURES["valid"]}.')
     n_val = max(1, round(n_per_class * val_fraction / (1 - val_fraction))) if val_fraction > 0 else 0
     train = SyntheticButterflies(num_classes, image_size, n_per_class, seed, transform=transform)
-    valid = SyntheticButterflies(num_classes, image_size, n_val, seed, VALID_FIRST_INDEX) if n_val else None
+    valid = SyntheticButterflies(num_classes, image_size, n_val, seed, PICTURES['valid']) if n_val else None
     return train, valid
 
 def _real_datasets(path, image_size, num_classes, val_fraction, seed, transform, verify=True):

@@ -19,16 +19,16 @@ from torchvision.utils import save_image
 
 from .core import get_config, get_device, seed_everything, show_images, image_grid
 from .synthetic import species_names
-from .data import SyntheticButterflies, get_data
+from .data import PICTURES, SyntheticButterflies, get_data
 from .scheduler import NoiseSchedule
 from .checkpoint import WEIGHTS_DIR, atomic_save
 from .guidance import Pipeline, load_pipeline, slug
 
 # %% auto #0
-__all__ = ['JUDGES_DIR', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe', 'shipped_judge_file', 'train_judge',
-           'ship_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall', 'generate', 'diversity', 'evaluate',
-           'sweep', 'real_images', 'plot_sweep', 'Reference', 'measure', 'synthetic_reference', 'photo_reference',
-           'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report']
+__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe',
+           'shipped_judge_file', 'train_judge', 'ship_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
+           'generate', 'Reference', 'measure', 'synthetic_reference', 'photo_reference', 'reference_for', 'sweep',
+           'plot_sweep', 'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
@@ -82,9 +82,9 @@ def fit_judge(train_ds,                # clean `(image, label)` pairs to learn f
 # %% ../nbs/09_evaluation.ipynb #a14127b7
 JUDGES_DIR = WEIGHTS_DIR / 'judges'   # trained judges of the built-in butterflies that ship with the package
 
-def judge_recipe(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, first_index: int = 10**6,
-                 seed: int = 0) -> dict:
-    "What defines a judge of the built-in butterflies: `train_judge`'s arguments, with its defaults (a test keeps them equal)."
+def judge_recipe(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4,
+                 first_index: int = PICTURES['judge'], seed: int = 0) -> dict:
+    "What defines a judge of the built-in butterflies, with the one copy of its defaults (`train_judge` takes them from here)."
     return dict(num_classes=num_classes, image_size=image_size, n_per_class=n_per_class, epochs=epochs,
                 first_index=first_index, seed=seed)
 
@@ -92,13 +92,13 @@ def shipped_judge_file(recipe: dict) -> Path:
     "Where the shipped judge of `recipe` is (or would be) stored."
     return JUDGES_DIR / f"builtin-{recipe['num_classes']}-species-{recipe['image_size']}px-seed{recipe['seed']}.pt"
 
-def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epochs: int = 4, first_index: int = 10**6,
-                seed: int = 0,
+def train_judge(num_classes: int, image_size: int,
                 shipped: bool = True,  # load the judge that ships for exactly this recipe, if one does, instead of training it
-                **kwargs) -> tuple[Judge, float]:  # more `fit_judge` arguments (anything but device and progress trains anew)
-    "A `Judge` of held-out built-in butterflies (fresh images, from `first_index` on), and its accuracy on others."
-    recipe = judge_recipe(num_classes, image_size, n_per_class, epochs, first_index, seed)
-    test = SyntheticButterflies(num_classes, image_size, 50, seed=seed, first_index=2 * first_index)
+                **kwargs) -> tuple[Judge, float]:  # `judge_recipe` fields, then `fit_judge`'s (anything but device and progress trains anew)
+    "A `Judge` of held-out built-in butterflies (fresh images, from the recipe's `first_index` on), and its accuracy on others."
+    recipe = judge_recipe(num_classes, image_size, **{k: kwargs.pop(k) for k in JUDGE_RECIPE_FIELDS if k in kwargs})
+    seed = recipe['seed']
+    test = SyntheticButterflies(num_classes, image_size, 50, seed=seed, first_index=PICTURES['judge_test'])
     f = shipped_judge_file(recipe)
     if shipped and f.exists() and not set(kwargs) - {'device', 'progress'}:
         saved = torch.load(f, map_location='cpu', weights_only=True)
@@ -107,8 +107,10 @@ def train_judge(num_classes: int, image_size: int, n_per_class: int = 300, epoch
             judge = Judge(num_classes); judge.load_state_dict(saved['judge']); judge = judge.to(device).eval()
             x, y = images_of(test)
             return judge, accuracy(judge, x.to(device), y.to(device))
-    train = SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index)
-    return fit_judge(train, test, num_classes, epochs, seed=seed, **kwargs)
+    train = SyntheticButterflies(num_classes, image_size, recipe['n_per_class'], seed=seed, first_index=recipe['first_index'])
+    return fit_judge(train, test, num_classes, recipe['epochs'], seed=seed, **kwargs)
+
+JUDGE_RECIPE_FIELDS = ('n_per_class', 'epochs', 'first_index', 'seed')   # the keyword arguments of `train_judge` a recipe holds
 
 def ship_judge(recipe: dict,   # `judge_recipe(...)`; the demo preset's is `judge_recipe(10, 32)`
                **kwargs) -> Path:  # `fit_judge`'s device and progress
@@ -164,48 +166,6 @@ def generate(pipe: Pipeline,             # the models to draw from
              batch_size=batch_size, progress=progress, **changes)
     return x, y
 
-# %% ../nbs/09_evaluation.ipynb #e3485c46
-@torch.no_grad()
-def diversity(judge: Judge, x: torch.Tensor, y: torch.Tensor) -> float:
-    "Mean pairwise distance between the judge features of images of the same class."
-    f = judge.features(x)
-    d = [torch.pdist(f[y == c]).mean() for c in y.unique() if (y == c).sum() > 1]
-    return torch.stack(d).mean().item()
-
-def evaluate(judge: Judge, real: tuple, x: torch.Tensor, y: torch.Tensor) -> dict:
-    "Guided accuracy, FID, KID and relative diversity of samples `x` requested as `y`, against `real = (images, labels)`."
-    return dict(accuracy=accuracy(judge, x, y), **feature_distances(judge, real[0], x),
-                diversity=diversity(judge, x, y) / diversity(judge, *real))
-
-def sweep(settings: list[dict], pipe: Pipeline, judge, real, n_per_class: int, **kw) -> pd.DataFrame:
-    """One row per setting (sampling settings, a 'method' label, optionally another 'pipe'): accuracy, FID, KID, diversity, time.
-    `scale` is the classifier's scale and `cfg_scale` the classifier-free weight w; `weight` is the one the row sets
-    (w where given, else s): the x of `plot_sweep`."""
-    rows = []
-    for s in tqdm(settings, desc='sweep'):
-        t0 = time.time()
-        x, y = generate(s.get('pipe', pipe), n_per_class, **{k: v for k, v in s.items() if k not in ('method', 'pipe')}, **kw)
-        rows.append(dict(method=s['method'], weight=s.get('cfg_scale', s.get('scale')), scale=s.get('scale'),
-                         cfg_scale=s.get('cfg_scale'), t_max=s.get('t_max'),
-                         temperature=s.get('temperature'), **evaluate(judge, real, x, y), seconds=time.time() - t0))
-    return pd.DataFrame(rows)
-
-# %% ../nbs/09_evaluation.ipynb #71e5816f
-def real_images(num_classes: int, image_size: int, n_per_class: int, seed: int = 0, first_index: int = 3 * 10**6):
-    "Held-out clean synthetic butterflies, `(images, labels)`, as the reference set for FID/KID."
-    return images_of(SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=first_index))
-
-def plot_sweep(df: pd.DataFrame):
-    "Guided accuracy and classifier-feature FID against the guidance weight (s, or w for classifier-free), one line per method."
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for m, g in df.groupby('method', sort=False):
-        a.plot(g.weight, g.accuracy, 'o-', label=m); b.plot(g.weight, g.fid, 'o-', label=m)
-    a.axhline(1 / df.attrs.get('num_classes', 10), ls=':', c='gray', label='chance')
-    a.set(xlabel='guidance scale s (classifier-free: w)', ylabel='judge accuracy', ylim=(0, 1.02), title='guided accuracy'); a.legend()
-    b.set(xlabel='guidance scale s (classifier-free: w)', ylabel='FID (judge features)', title='classifier-feature FID (lower is better)'); b.legend()
-    fig.tight_layout()
-    return fig
-
 # %% ../nbs/09_evaluation.ipynb #7bcfa85d
 @dataclass
 class Reference:
@@ -231,8 +191,8 @@ def synthetic_reference(num_classes: int, image_size: int, n_per_class: int = 50
                         judge_kw: dict | None = None) -> Reference:
     "A `Reference` of built-in butterflies: judge, held-out set and floor set all from fresh, disjoint images."
     judge, acc = train_judge(num_classes, image_size, seed=seed, **(judge_kw or {}))
-    real = real_images(num_classes, image_size, n_per_class, seed, first_index=3 * 10**6)
-    other = real_images(num_classes, image_size, n_per_class, seed, first_index=4 * 10**6)
+    real, other = (images_of(SyntheticButterflies(num_classes, image_size, n_per_class, seed=seed, first_index=PICTURES[use]))
+                   for use in ('reference', 'floor'))
     return Reference(judge, acc, real, other, species_names(num_classes), 'built-in butterflies')
 
 def photo_reference(path,                    # the real dataset the checkpoint was trained on (CSV or class folders)
@@ -252,6 +212,41 @@ def photo_reference(path,                    # the real dataset the checkpoint w
     floor_set = images_of(torch.utils.data.Subset(data.train_ds, floor_ids))
     return Reference(judge, acc, images_of(data.valid_ds), floor_set, list(classes), str(path))
 
+def reference_for(data,                       # the real dataset the models were trained on; None: built-in butterflies
+                  image_size: int, classes: list,  # the models' image size and species
+                  n_per_class: int,           # real images per species in the held-out and floor sets (the samples' count)
+                  seed: int = 0, progress: bool = True) -> Reference:
+    "The `Reference` that samples of models trained on `data` are measured against: `synthetic_reference` or `photo_reference`."
+    judge_kw = dict(progress=progress)
+    if data is None: return synthetic_reference(len(classes), image_size, n_per_class, seed, judge_kw)
+    return photo_reference(data, image_size, classes, n_per_class * len(classes), seed, judge_kw=judge_kw)
+
+# %% ../nbs/09_evaluation.ipynb #e3485c46
+def sweep(settings: list[dict], pipe: Pipeline, ref: Reference, n_per_class: int, **kw) -> pd.DataFrame:
+    """One row per setting (sampling settings, a 'method' label, optionally another 'pipe'): `measure`d against `ref`, and the time.
+    `scale` is the classifier's scale and `cfg_scale` the classifier-free weight w; `weight` is the one the row sets
+    (w where given, else s): the x of `plot_sweep`."""
+    rows = []
+    for s in tqdm(settings, desc='sweep'):
+        t0 = time.time()
+        x, y = generate(s.get('pipe', pipe), n_per_class, **{k: v for k, v in s.items() if k not in ('method', 'pipe')}, **kw)
+        rows.append(dict(method=s['method'], weight=s.get('cfg_scale', s.get('scale')), scale=s.get('scale'),
+                         cfg_scale=s.get('cfg_scale'), t_max=s.get('t_max'),
+                         temperature=s.get('temperature'), **measure(ref, x, y), seconds=time.time() - t0))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/09_evaluation.ipynb #71e5816f
+def plot_sweep(df: pd.DataFrame):
+    "Guided accuracy and classifier-feature FID against the guidance weight (s, or w for classifier-free), one line per method."
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for m, g in df.groupby('method', sort=False):
+        a.plot(g.weight, g.accuracy, 'o-', label=m); b.plot(g.weight, g.fid, 'o-', label=m)
+    a.axhline(1 / df.attrs.get('num_classes', 10), ls=':', c='gray', label='chance')
+    a.set(xlabel='guidance scale s (classifier-free: w)', ylabel='judge accuracy', ylim=(0, 1.02), title='guided accuracy'); a.legend()
+    b.set(xlabel='guidance scale s (classifier-free: w)', ylabel='FID (judge features)', title='classifier-feature FID (lower is better)'); b.legend()
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/09_evaluation.ipynb #b3843d96
 def guided_row(kw: dict) -> str:
     "The name of the guided row for sampling settings `kw`: its classifier scale, and its classifier-free w if any."
@@ -267,8 +262,7 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
     pipe = load_pipeline(checkpoint, device)
     cfg, classes = pipe.cfg, pipe.classes
     n = n_per_class * len(classes)
-    ref = (synthetic_reference(len(classes), cfg.image_size, n_per_class, cfg.seed, dict(progress=progress)) if data is None
-           else photo_reference(data, cfg.image_size, classes, n, cfg.seed, judge_kw=dict(progress=progress)))
+    ref = reference_for(data, cfg.image_size, classes, n_per_class, cfg.seed, progress)
     rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)
     rows_kw = {'unguided': dict(scale=0.0, cfg_scale=0.0, label=False)}   # no species told, no classifier: near chance
     if pipe.model_0.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)

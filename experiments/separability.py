@@ -1,5 +1,5 @@
 """Are the built-in synthetic species visually separable? Train a small clean CNN classifier on CPU and report
-its accuracy on held-out pictures (picture numbers from HELDOUT_FIRST_INDEX on, never seen in training).
+its accuracy on held-out pictures (picture numbers from PICTURES['judge'] on, never seen in training).
 
     python experiments/separability.py           # 10 species at 32 px and 75 species at 64 px, <= 2 min training each
     python experiments/separability.py --quick   # a few seconds: tiny sizes and budgets (smoke run; accuracy is low)
@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from butterfly_diffusion.data import HELDOUT_FIRST_INDEX, SyntheticButterflies
+from butterfly_diffusion.data import PICTURES, SyntheticButterflies
 
 
 def render(num_classes: int, size: int, n_per_class: int, first_index: int = 0, workers: int = 2):
@@ -66,7 +66,7 @@ def run(num_classes: int, size: int, n_train: int, n_test: int, budget_s: float)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     x, y = render(num_classes, size, n_train)
-    x_test, y_test = render(num_classes, size, n_test, first_index=HELDOUT_FIRST_INDEX)
+    x_test, y_test = render(num_classes, size, n_test, first_index=PICTURES['judge'])
     render_s = time.perf_counter() - t0
     model = small_cnn(num_classes)
     stats = train(model, x, y, budget_s)

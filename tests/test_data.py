@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from butterfly_diffusion.data import (HELDOUT_FIRST_INDEX, ImageListDataset, ImageReadError, SyntheticButterflies,
+from butterfly_diffusion.data import (PICTURES, ImageListDataset, ImageReadError, SyntheticButterflies,
                                       get_data, get_data_from_config, list_images, load_image, make_example_dataset,
                                       stratified_split)
 from butterfly_diffusion.synthetic import draw_butterfly, species_names
@@ -41,7 +41,7 @@ def test_draw_butterfly_is_deterministic():
 
 def test_synthetic_splits_share_no_pictures():
     data = get_data(image_size=16, num_classes=3, n_per_class=5, batch_size=4)
-    held_out = SyntheticButterflies(3, 16, 5, first_index=HELDOUT_FIRST_INDEX)
+    held_out = SyntheticButterflies(3, 16, 5, first_index=PICTURES['judge'])
     train = {data.train_ds.load(i).numpy().tobytes() for i in range(len(data.train_ds))}
     valid = {data.valid_ds.load(i).numpy().tobytes() for i in range(len(data.valid_ds))}
     test = {held_out.load(i).numpy().tobytes() for i in range(len(held_out))}

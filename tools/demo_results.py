@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from butterfly_diffusion.core import get_config
 from butterfly_diffusion.guidance import load_pipeline
-from butterfly_diffusion.evaluation import train_judge, real_images, sweep, evaluate_checkpoint
+from butterfly_diffusion.evaluation import synthetic_reference, sweep, evaluate_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,9 +55,9 @@ def main(argv=None):
     if cond.model_0.num_classes is None: sys.exit(f'{a.run} has an unconditional UNet: give a class-conditional run (--run).')
     cfg = uncond.cfg
     t0 = time.time()
-    judge, judge_acc = train_judge(cfg.num_classes, cfg.image_size, progress=False)
-    real = real_images(cfg.num_classes, cfg.image_size, 50)
-    df = sweep(settings(cfg, cond), uncond, judge, real, a.n_sweep, seed=a.seed, progress=True)
+    ref = synthetic_reference(cfg.num_classes, cfg.image_size, 50, cfg.seed, dict(progress=False))
+    judge_acc = ref.judge_accuracy
+    df = sweep(settings(cfg, cond), uncond, ref, a.n_sweep, seed=a.seed, progress=True)
     df.to_csv(out / 'demo-sweep.csv', index=False, float_format='%.4g')
     (out / 'demo-sweep.json').write_text(json.dumps(dict(meta, samples_per_row=a.n_sweep * cfg.num_classes,
                                                          judge_accuracy=judge_acc, seconds=round(time.time() - t0)), indent=1) + '\n')
