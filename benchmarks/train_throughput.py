@@ -87,7 +87,8 @@ def build(which: str, image_size: int, num_classes: int, device: torch.device, l
     schedule, fused, fmt = NoiseSchedule().to(device), device.type == 'cuda', channels_last(device)
     if which == 'joint':   # the library's own step: both models, two Adams, the EMA, as in training
         from butterfly_diffusion.core import get_config
-        from butterfly_diffusion.training import compile_models, make_state, train_step
+        from butterfly_diffusion.training import compile_models
+        from butterfly_diffusion.step import make_state, train_step
         m0 = ours_unet(image_size).to(device, memory_format=fmt)
         m1 = ours_classifier(image_size, num_classes).to(device, memory_format=fmt)
         cfg = get_config('seed', image_size=image_size, num_classes=num_classes)

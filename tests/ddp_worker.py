@@ -8,6 +8,7 @@ per-rank streams the ranks use), so the two can be compared weight by weight.
 import sys
 import torch
 import butterfly_diffusion.training as tr
+from butterfly_diffusion.step import noisy_batch
 from butterfly_diffusion.core import get_config, seed_everything
 from butterfly_diffusion.data import get_data, ButterflyData
 from butterfly_diffusion.core import rank_seed
@@ -32,7 +33,7 @@ def alone_with_rank_noise() -> tr.Recipe:
     g1 = torch.Generator().manual_seed(rank_seed(CFG.seed, 1))
     def two_streams(schedule, x0, generator=None):
         h = len(x0) // 2
-        halves = tr.noisy_batch(schedule, x0[:h], generator), tr.noisy_batch(schedule, x0[h:], g1)
+        halves = noisy_batch(schedule, x0[:h], generator), noisy_batch(schedule, x0[h:], g1)
         return tuple(torch.cat(p) for p in zip(*halves))
     return tr.Recipe(noisy_batch=two_streams)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 import butterfly_diffusion.training as tr
+from butterfly_diffusion.step import train_step
 from butterfly_diffusion.cli import main
 from butterfly_diffusion.core import Config, NetConfig, get_config, get_device, seed_everything
 from butterfly_diffusion.data import get_data, list_images, make_example_dataset
@@ -249,7 +250,7 @@ def test_a_loss_that_turns_non_finite_stops_training_and_keeps_the_last_finite_c
     def diverge_at_step_3(s, *a, **k):
         if s.step == 2:
             with torch.no_grad(): next(s.model_0.parameters()).fill_(float('nan'))
-        return tr.train_step(s, *a, **k)
+        return train_step(s, *a, **k)
     cfg = get_config('tiny', checkpoint_every=1, log_every=1)
     with pytest.raises(tr.NonFiniteError) as e: train(tmp_path, 6, cfg=cfg, recipe=tr.Recipe(step=diverge_at_step_3))
     assert 'between steps 3 and 3' in str(e.value) and 'Lower the learning rate' in str(e.value)

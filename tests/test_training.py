@@ -3,6 +3,7 @@ import os, signal
 import pytest
 import torch
 import butterfly_diffusion.training as tr
+from butterfly_diffusion.step import make_state, train_step
 from butterfly_diffusion.core import get_config, seed_everything
 from butterfly_diffusion.data import make_example_dataset
 from butterfly_diffusion.unet import UNet, UNet_classifier
@@ -32,7 +33,7 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_to_the_same_weights(tmp_path
     straight = tr.read_checkpoint(run(tmp_path / 'a', 9).checkpoint)
     def ctrl_c_during_step_5(s, *a, **k):
         if s.step == 4: os.kill(os.getpid(), signal.SIGINT)   # arrives in the middle of step 5
-        return tr.train_step(s, *a, **k)
+        return train_step(s, *a, **k)
     with pytest.raises(KeyboardInterrupt, match='SIGINT'): run(tmp_path / 'b', 9, recipe=tr.Recipe(step=ctrl_c_during_step_5))
     assert os.listdir(tmp_path / 'b') == ['last.pt']            # saved, and no temp file left
     assert tr.read_checkpoint(tmp_path / 'b')['step'] == 5      # step 5 was finished, not torn
@@ -57,7 +58,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     def broken_save(obj, f, *a, **k):
         f.write(b'half a checkpoint'); raise OSError('disk full')
     monkeypatch.setattr(torch, 'save', broken_save)
-    s = tr.make_state(*models(get_config('tiny')), get_config('tiny'), list('abcd'), torch.device('cpu'))
+    s = make_state(*models(get_config('tiny')), get_config('tiny'), list('abcd'), torch.device('cpu'))
     with pytest.raises(OSError, match='disk full'): tr.save_checkpoint(s, tmp_path / 'last.pt')
     assert (tmp_path / 'last.pt').read_bytes() == before and os.listdir(tmp_path) == ['last.pt']
 
