@@ -11,27 +11,35 @@ from .core import Config, NetConfig, SAMPLING_FIELDS, get_device
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_DIR', 'upgrade_checkpoint', 'read_checkpoint', 'ema_weights', 'build_models',
-           'load_models', 'find_checkpoint', 'project_root', 'checkpoint_dir', 'atomic_save', 'export_weights',
-           'shipped_weights', 'resolve_weights', 'sha256']
+__all__ = ['CHECKPOINT_FORMAT', 'RENAMED_IN_3', 'HISTORY_RENAMED_IN_3', 'WEIGHTS_DIR', 'upgrade_checkpoint', 'read_checkpoint',
+           'ema_weights', 'build_models', 'load_models', 'find_checkpoint', 'project_root', 'checkpoint_dir',
+           'atomic_save', 'export_weights', 'shipped_weights', 'resolve_weights', 'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
+RENAMED_IN_3 = {'model_0': 'unet', 'model_1': 'classifier', 'opt_0': 'opt_unet', 'opt_1': 'opt_classifier',
+                'model_0_classes': 'unet_classes'}   # format 3 names what it holds; the seed's names stay at its API
+HISTORY_RENAMED_IN_3 = {'loss_0': 'mse', 'loss_1': 'ce'}
 
 def upgrade_checkpoint(ckpt: dict) -> dict:
-    "A format-1 checkpoint (flat config, one network dict per model) in format 2; a format-2 one as it is."
+    "A checkpoint of format 1 (flat config, one network dict per model) or 2 (the seed's names as keys) in format 3; a format-3 one as it is."
     if ckpt.get('format', 1) == CHECKPOINT_FORMAT: return ckpt
     if ckpt.get('format', 1) > CHECKPOINT_FORMAT:
         raise ValueError(f'This checkpoint has format {ckpt["format"]}, newer than this butterfly_diffusion reads '
                          f'({CHECKPOINT_FORMAT}): upgrade the package (pip install -U butterfly_diffusion).')
-    nets = set(NetConfig.__dataclass_fields__)
-    net_0, net_1 = ({k: v for k, v in ckpt[f'model_{i}_config'].items() if k in nets} for i in (0, 1))
-    if net_0 != net_1:
-        raise ValueError('This format-1 checkpoint holds two networks of different sizes; format 2 sizes both from one '
-                         'NetConfig. Rebuild them by hand from its model_0_config and model_1_config.')
-    cfg = Config.from_dict({**ckpt['config'], 'net': net_0}).to_dict()
-    rest = {k: v for k, v in ckpt.items() if k not in ('model_0_config', 'model_1_config')}
-    return {**rest, 'format': CHECKPOINT_FORMAT, 'config': cfg, 'model_0_classes': ckpt['model_0_config'].get('num_classes')}
+    if ckpt.get('format', 1) == 1:
+        nets = set(NetConfig.__dataclass_fields__)
+        net_0, net_1 = ({k: v for k, v in ckpt[f'model_{i}_config'].items() if k in nets} for i in (0, 1))
+        if net_0 != net_1:
+            raise ValueError('This format-1 checkpoint holds two networks of different sizes; format 2 sizes both from one '
+                             'NetConfig. Rebuild them by hand from its model_0_config and model_1_config.')
+        cfg = Config.from_dict({**ckpt['config'], 'net': net_0}).to_dict()
+        rest = {k: v for k, v in ckpt.items() if k not in ('model_0_config', 'model_1_config')}
+        ckpt = {**rest, 'format': 2, 'config': cfg, 'model_0_classes': ckpt['model_0_config'].get('num_classes')}
+    ckpt = {RENAMED_IN_3.get(k, k): v for k, v in ckpt.items()}
+    if isinstance(ckpt.get('history'), dict):
+        ckpt['history'] = {HISTORY_RENAMED_IN_3.get(k, k): v for k, v in ckpt['history'].items()}
+    return {**ckpt, 'format': CHECKPOINT_FORMAT}
 
 # %% ../nbs/06a_checkpoint.ipynb #f2b8cf6c
 def read_checkpoint(path: str | Path) -> dict:
@@ -51,7 +59,7 @@ def read_checkpoint(path: str | Path) -> dict:
                 if 'npickl' in type(e).__name__ else 'is truncated, or not a PyTorch checkpoint')
         raise ValueError(f'Cannot read the checkpoint {path} ({type(e).__name__}): the file {what}. Use another '
                          'checkpoint, or delete this one and train again.') from None
-    missing = {'model_0', 'model_1', 'config', 'classes'} - set(ckpt if isinstance(ckpt, dict) else ())
+    missing = {'unet', 'classifier', 'config', 'classes'} - {RENAMED_IN_3.get(k, k) for k in (ckpt if isinstance(ckpt, dict) else ())}
     if missing: raise ValueError(f'{path} is not a butterfly_diffusion checkpoint (no {", ".join(sorted(missing))}): '
                                  'use one written by train_classifier_guidance.')
     return upgrade_checkpoint(ckpt)
@@ -62,16 +70,16 @@ def ema_weights(ema_state: dict) -> dict:
     return {k[len('module.'):]: v for k, v in ema_state.items() if k.startswith('module.')}
 
 def build_models(ckpt: dict, device=None, ema: bool = True) -> tuple:
-    "`(model_0, model_1, cfg, classes)` from a checkpoint already read, in eval mode on `device`."
+    "`(unet, classifier, cfg, classes)` from a checkpoint already read, in eval mode on `device`."
     cfg, device = Config.from_dict(ckpt['config']), get_device(device)
-    model_0, model_1 = UNet(cfg.net, ckpt.get('model_0_classes')), UNet_classifier(len(ckpt['classes']), cfg.net)
-    model_0.load_state_dict(ema_weights(ckpt['ema']) if ema and 'ema' in ckpt else ckpt['model_0'])
-    model_1.load_state_dict(ckpt['model_1'])
+    unet, classifier = UNet(cfg.net, ckpt.get('unet_classes')), UNet_classifier(len(ckpt['classes']), cfg.net)
+    unet.load_state_dict(ema_weights(ckpt['ema']) if ema and 'ema' in ckpt else ckpt['unet'])
+    classifier.load_state_dict(ckpt['classifier'])
     as_trained = dict(device=device, memory_format=torch.channels_last)   # as in training: oneDNN's convolutions are ~8% faster
-    return model_0.to(**as_trained).eval(), model_1.to(**as_trained).eval(), cfg, list(ckpt['classes'])
+    return unet.to(**as_trained).eval(), classifier.to(**as_trained).eval(), cfg, list(ckpt['classes'])
 
 def load_models(path: str | Path, device=None, ema: bool = True) -> tuple:
-    "Rebuild `(model_0, model_1, cfg, classes)` from a checkpoint file or folder; `model_0` holds the EMA weights when `ema`."
+    "Rebuild `(unet, classifier, cfg, classes)` from a checkpoint file or folder; `unet` holds the EMA weights when `ema`."
     return build_models(read_checkpoint(path), device, ema)
 
 # %% ../nbs/06a_checkpoint.ipynb #d442609c
@@ -128,10 +136,10 @@ def export_weights(checkpoint: str | Path,   # a training checkpoint (file or fo
         config = dataclasses.replace(Config.from_dict(config), **sampling).to_dict()   # checked like any Config
     dtype = torch.float16 if half else torch.float32
     cast = lambda sd: {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
-    model_0 = ema_weights(ck['ema']) if 'ema' in ck else ck['model_0']
-    weights = dict(format=CHECKPOINT_FORMAT, config=config, model_0_classes=ck.get('model_0_classes'),
+    unet = ema_weights(ck['ema']) if 'ema' in ck else ck['unet']
+    weights = dict(format=CHECKPOINT_FORMAT, config=config, unet_classes=ck.get('unet_classes'),
                    classes=ck['classes'], step=ck.get('step'), history=ck.get('history', {}),
-                   model_0=cast(model_0), model_1=cast(ck['model_1']), **extra)
+                   unet=cast(unet), classifier=cast(ck['classifier']), **extra)
     return atomic_save(weights, out)
 
 def shipped_weights() -> list[str]:

@@ -51,7 +51,7 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
                                   resume=resume, overwrite=overwrite, device=dev,
                                   compile=False if no_compile else None)
     h = r.history
-    if r.world.main: print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['loss_0'][-1]:.4f}, "
+    if r.world.main: print(f"trained {h['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE {h['mse'][-1]:.4f}, "
           f"classifier accuracy {h['acc'][-1]:.0%} (t < 200: {sum(h['acc_by_t'][-1][:2]) / 2:.0%}"
           + (f"; on the validation split: {sum(h['valid_acc_by_t'][:2]) / 2:.0%}" if h.get('valid_acc_by_t') else '')
           + f"); checkpoint {r.checkpoint}" + (f' ({r.world.size} processes)' if r.world.size > 1 else ''))

@@ -160,7 +160,7 @@ def generate(pipe: Pipeline,             # the models to draw from
              **changes) -> tuple[torch.Tensor, torch.Tensor]:  # sampling settings (`Pipeline.settings`), e.g. scale=0
     "`n_per_class` samples of every species, species-major; returns `(images, labels)` on the CPU."
     y = torch.arange(len(pipe.classes)).repeat_interleave(n_per_class)
-    noise = torch.randn(len(y), pipe.model_0.config.in_channels, pipe.cfg.image_size, pipe.cfg.image_size,
+    noise = torch.randn(len(y), pipe.unet.config.in_channels, pipe.cfg.image_size, pipe.cfg.image_size,
                         generator=torch.Generator().manual_seed(seed))
     x = pipe(list(range(len(pipe.classes))), n_per_class, x_T=noise, generator=torch.Generator().manual_seed(seed + 1),
              batch_size=batch_size, progress=progress, **changes)
@@ -265,7 +265,7 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
     ref = reference_for(data, cfg.image_size, classes, n_per_class, cfg.seed, progress)
     rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)
     rows_kw = {'unguided': dict(scale=0.0, cfg_scale=0.0, label=False)}   # no species told, no classifier: near chance
-    if pipe.model_0.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)
+    if pipe.unet.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)
     if kw['cfg_scale']: rows_kw[f'classifier-free only (w {kw["cfg_scale"]:g})'] = dict(scale=0.0)
     rows_kw[guided_row(kw)] = {}
     for name, row_kw in rows_kw.items():

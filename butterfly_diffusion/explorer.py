@@ -51,7 +51,7 @@ def explorer(pipe: Pipeline):
     steps = w.IntSlider(value=cfg.sample_steps, min=2, max=200, description='DDIM steps')
     seed = w.IntText(value=0, description='seed')
     button, out = w.Button(description='Generate', button_style='primary'), w.Output()
-    guidance = [species, scale, temperature] + ([cfg_w] if pipe.model_0.num_classes else [])   # w needs a conditional UNet
+    guidance = [species, scale, temperature] + ([cfg_w] if pipe.unet.num_classes else [])   # w needs a conditional UNet
     box = w.VBox([w.HBox(guidance), w.HBox([steps, seed, button]), out])
 
     def go(_=None):
@@ -61,7 +61,7 @@ def explorer(pipe: Pipeline):
                 out.clear_output()                                      # the old picture goes at once
                 print(f'Drawing {classes[species.value]}: {steps.value} denoising steps...')
                 fig = render(pipe, species.value, scale.value, temperature.value,
-                             cfg_w.value if pipe.model_0.num_classes else None, steps.value, seed.value, progress=True)
+                             cfg_w.value if pipe.unet.num_classes else None, steps.value, seed.value, progress=True)
                 out.clear_output(wait=True)
                 box.figure = fig
                 plt.show(fig)

@@ -124,29 +124,29 @@ class Trajectory:
 @dataclass
 class Pipeline:
     "Both networks, their config, the species and the schedule on one device: `pipe(species, n)` draws guided samples."
-    model_0: torch.nn.Module     # diffusion model (EMA weights), eval mode
-    model_1: torch.nn.Module     # noisy classifier, eval mode
+    unet: torch.nn.Module     # diffusion model (EMA weights), eval mode
+    classifier: torch.nn.Module     # noisy classifier, eval mode
     cfg: Config
     classes: list                # species names; index = label
     schedule: NoiseSchedule
 
     @classmethod
-    def from_models(cls, model_0, model_1, cfg: Config, classes: list) -> Pipeline:
-        return cls(model_0, model_1, cfg, list(classes), NoiseSchedule.from_config(cfg).to(next(model_0.parameters()).device))
+    def from_models(cls, unet, classifier, cfg: Config, classes: list) -> Pipeline:
+        return cls(unet, classifier, cfg, list(classes), NoiseSchedule.from_config(cfg).to(next(unet.parameters()).device))
 
     @property
-    def device(self) -> torch.device: return next(self.model_0.parameters()).device
+    def device(self) -> torch.device: return next(self.unet.parameters()).device
 
     def settings(self, **changes) -> dict:
         "The config's sampling settings (`SAMPLING`; `label` True), with the `changes` that are not None (checked)."
         check_sampling(**changes)
         kw = {k: getattr(self.cfg, f) if f else True for k, f in SAMPLING.items()}
         kw |= {k: v for k, v in changes.items() if v is not None}
-        if changes.get('cfg_scale') is None and not (kw['label'] and self.model_0.num_classes):
+        if changes.get('cfg_scale') is None and not (kw['label'] and self.unet.num_classes):
             kw['cfg_scale'] = 0.0   # the config's w needs the species told to a class-conditional UNet: else none
         if kw['cfg_scale'] and not kw['label']:
             raise ValueError('cfg_scale needs label=True: classifier-free guidance contrasts the estimates with and without the species.')
-        if kw['cfg_scale'] and not self.model_0.num_classes:
+        if kw['cfg_scale'] and not self.unet.num_classes:
             raise ValueError('cfg_scale needs a class-conditional UNet (this one is unconditional): leave it at 0, or '
                              'train one with `conditional=True` (`--conditional`).')
         return kw
@@ -171,13 +171,13 @@ class Pipeline:
         check_counts(n=n, batch_size=batch_size)
         y, kw = self.labels(species).repeat_interleave(n), self.settings(**changes)
         g = generator or torch.Generator().manual_seed(seed)
-        size, chans = self.cfg.image_size, self.model_0.config.in_channels
+        size, chans = self.cfg.image_size, self.unet.config.in_channels
         if x_T is None: x_T = torch.randn(len(y), chans, size, size, generator=g, device=g.device)
-        dtype, out = next(self.model_0.parameters()).dtype, []
+        dtype, out = next(self.unet.parameters()).dtype, []
         for i in range(0, len(y), batch_size):
             yb, xb = y[i:i + batch_size].to(self.device), x_T[i:i + batch_size].to(self.device, dtype)
-            predict = (classifier_free(self.model_0, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.model_0, yb if kw['label'] else None))
-            guide = classifier_guidance(self.model_1, yb, kw['scale'], kw['temperature'], kw['t_max']) if kw['scale'] else None
+            predict = (classifier_free(self.unet, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.unet, yb if kw['label'] else None))
+            guide = classifier_guidance(self.classifier, yb, kw['scale'], kw['temperature'], kw['t_max']) if kw['scale'] else None
             out.append(sample(predict, self.schedule, xb, guide, kw['steps'], kw['eta'], g, callback, progress).cpu())
         return torch.cat(out)
 

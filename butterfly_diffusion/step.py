@@ -29,24 +29,24 @@ def noisy_batch(schedule: NoiseSchedule,  # the noise schedule (on the batch's d
     return schedule.q_sample(x0, t, eps), t, eps
 
 # %% ../nbs/06c_step.ipynb #7ffb2487
-def joint_losses(model_0: UNet,            # diffusion model: predicts eps from (xt, t[, y])
-                 model_1: UNet_classifier, # noisy classifier: logits from (xt, t)
+def joint_losses(unet: UNet,            # diffusion model: predicts eps from (xt, t[, y])
+                 classifier: UNet_classifier, # noisy classifier: logits from (xt, t)
                  xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, y: torch.Tensor,
-                 p_uncond: float = 0.1,    # label dropout for a class-conditional `model_0`
+                 p_uncond: float = 0.1,    # label dropout for a class-conditional `unet`
                  generator: torch.Generator | None = None,
                  weight: torch.Tensor | None = None):  # (B,) weights of each image's noise MSE; None: the plain mean
-    "MSE of `model_0`'s noise prediction and cross-entropy of `model_1` on the same noisy batch; also the logits."
-    y0, n_classes = None, unwrap(model_0).num_classes
+    "MSE of `unet`'s noise prediction and cross-entropy of `classifier` on the same noisy batch; also the logits."
+    y0, n_classes = None, unwrap(unet).num_classes
     if n_classes:                           # conditional: drop labels to the "no class" token sometimes
         drop = torch.rand(y.shape, device=y.device, generator=generator) < p_uncond
         y0 = torch.where(drop, torch.full_like(y, n_classes), y)
     with autocast(xt.device):
-        eps_pred = model_0(xt, t, y0)
-        logits = model_1(xt, t)
+        eps_pred = unet(xt, t, y0)
+        logits = classifier(xt, t)
     eps_pred, logits = eps_pred.to(xt.dtype), logits.to(xt.dtype)   # losses in the batch's precision, not autocast's bf16
-    if weight is None: loss_0 = F.mse_loss(eps_pred, eps)
-    else: loss_0 = (weight * (eps_pred - eps).square().mean((1, 2, 3))).mean()   # (B,) MSEs, weighted
-    return loss_0, F.cross_entropy(logits, y), logits
+    if weight is None: mse = F.mse_loss(eps_pred, eps)
+    else: mse = (weight * (eps_pred - eps).square().mean((1, 2, 3))).mean()   # (B,) MSEs, weighted
+    return mse, F.cross_entropy(logits, y), logits
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     "The network inside a `DistributedDataParallel` and/or `torch.compile` wrapper (the model itself if unwrapped)."
@@ -63,11 +63,11 @@ def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> to
 @dataclass
 class TrainState:
     "Both models, the EMA, both optimizers, the step and the noise generator: all a run needs to continue."
-    model_0: torch.nn.Module
-    model_1: torch.nn.Module
+    unet: torch.nn.Module
+    classifier: torch.nn.Module
     ema: AveragedModel
-    opt_0: torch.optim.Optimizer
-    opt_1: torch.optim.Optimizer
+    opt_unet: torch.optim.Optimizer
+    opt_classifier: torch.optim.Optimizer
     generator: torch.Generator
     cfg: Config
     classes: list
@@ -75,32 +75,32 @@ class TrainState:
     rng_state: torch.Tensor | None = None   # the CPU RNG as it was when the last step ended
     nets: tuple | None = None               # what `train_step` runs, if not the models: DDP-wrapped and/or compiled
     world: World = field(default_factory=World)  # this process's rank among the training processes (see the end)
-    history: dict = field(default_factory=lambda: {'step': [], 'seconds': [], 'loss_0': [], 'loss_1': [], 'acc': [],
+    history: dict = field(default_factory=lambda: {'step': [], 'seconds': [], 'mse': [], 'ce': [], 'acc': [],
                                                    'acc_by_t': []})
     run: dict = field(default_factory=dict)  # what defines the run (`run_identity`), checked when it is resumed
 
-def make_state(model_0, model_1, cfg: Config, classes: list, device: torch.device, world: World = World()) -> TrainState:
+def make_state(unet, classifier, cfg: Config, classes: list, device: torch.device, world: World = World()) -> TrainState:
     "Optimizers (fused Adam on CUDA and CPUs), EMA copy and noise generator (one stream per rank) for a fresh run."
     fused = device.type in ('cuda', 'cpu')   # one kernel for all parameters: on two CPU cores ~2% of a demo step
-    opt_0 = torch.optim.Adam(model_0.parameters(), lr=cfg.lr, fused=fused)
-    opt_1 = torch.optim.Adam(model_1.parameters(), lr=cfg.lr, fused=fused)
-    ema = AveragedModel(model_0, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    opt_unet = torch.optim.Adam(unet.parameters(), lr=cfg.lr, fused=fused)
+    opt_classifier = torch.optim.Adam(classifier.parameters(), lr=cfg.lr, fused=fused)
+    ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     gen = torch.Generator(device).manual_seed(rank_seed(cfg.seed, world.rank))
-    return TrainState(model_0, model_1, ema, opt_0, opt_1, gen, cfg, list(classes), world=world)
+    return TrainState(unet, classifier, ema, opt_unet, opt_classifier, gen, cfg, list(classes), world=world)
 
 # %% ../nbs/06c_step.ipynb #c62ed0d1
 def train_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float = 0.1,
                noise=noisy_batch):   # draws `(xt, t, eps)` from `(schedule, x0, generator)`: `Recipe.noisy_batch`
-    "One joint update of both models and the EMA; returns detached `(loss_0, loss_1, correct, t)`."
-    net_0, net_1 = s.nets or (s.model_0, s.model_1)
+    "One joint update of both models and the EMA; returns detached `(mse, ce, correct, t)`."
+    net_0, net_1 = s.nets or (s.unet, s.classifier)
     net_0.train(); net_1.train()
     xt, t, eps = noise(schedule, x0, s.generator)
     weight = min_snr_weight(schedule, t, s.cfg.min_snr_gamma) if s.cfg.min_snr_gamma else None
-    loss_0, loss_1, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator, weight)
-    for opt, loss in ((s.opt_0, loss_0), (s.opt_1, loss_1)):
+    mse, ce, logits = joint_losses(net_0, net_1, xt, t, eps, y, p_uncond, s.generator, weight)
+    for opt, loss in ((s.opt_unet, mse), (s.opt_classifier, ce)):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    s.ema.update_parameters(s.model_0)
+    s.ema.update_parameters(s.unet)
     s.step += 1
-    return loss_0.detach(), loss_1.detach(), (logits.argmax(1) == y).detach(), t
+    return mse.detach(), ce.detach(), (logits.argmax(1) == y).detach(), t

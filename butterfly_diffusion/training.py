@@ -40,7 +40,7 @@ def compile_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
 
 def compile_models(s: TrainState, **kwargs) -> TrainState:
     "Let `train_step` run compiled versions of both models (`compile_model`), DDP-wrapped ones included; `kwargs` go to `torch.compile`."
-    s.nets = tuple(compile_model(m, **kwargs) for m in s.nets or (s.model_0, s.model_1))
+    s.nets = tuple(compile_model(m, **kwargs) for m in s.nets or (s.unet, s.classifier))
     return s
 
 # %% ../nbs/07_training.ipynb #28ccd859
@@ -52,9 +52,9 @@ class Meter:
         self.hits, self.seen = torch.zeros(bins, device=device), torch.zeros(bins, device=device)
         self.n = 0
 
-    def add(self, loss_0, loss_1, correct, t):
+    def add(self, mse, ce, correct, t):
         b = (t * self.bins // self.timesteps).clamp_max(self.bins - 1)
-        self.loss += torch.stack([loss_0, loss_1])
+        self.loss += torch.stack([mse, ce])
         self.hits.index_add_(0, b, correct.float()); self.seen.index_add_(0, b, torch.ones_like(b, dtype=torch.float))
         self.n += 1
 
@@ -67,7 +67,7 @@ class Meter:
     def read(self) -> dict:
         "Mean losses, accuracy and accuracy per t-bin (NaN for empty bins) since the last read; then reset."
         loss, hits, seen = self.loss.tolist(), self.hits.tolist(), self.seen.tolist()
-        out = dict(loss_0=loss[0] / self.n, loss_1=loss[1] / self.n, acc=sum(hits) / max(sum(seen), 1),
+        out = dict(mse=loss[0] / self.n, ce=loss[1] / self.n, acc=sum(hits) / max(sum(seen), 1),
                    acc_by_t=[h / s if s else float('nan') for h, s in zip(hits, seen)])
         self.__init__(self.timesteps, self.loss.device, self.bins)
         return out
@@ -103,7 +103,7 @@ class NonFiniteError(FloatingPointError):
 
 def save_checkpoint(s: TrainState, path: str | Path) -> Path:
     "Write the whole training state to `path` atomically (temporary file, then rename); never a non-finite one."
-    nets = {'model_0': s.model_0, 'model_1': s.model_1}
+    nets = {'the UNet': s.unet, 'the classifier': s.classifier}
     bad = [n for n, m in nets.items() if not torch.stack([torch.isfinite(p).all() for p in m.parameters()]).all()]
     if bad: raise NonFiniteError(f'The weights of {" and ".join(bad)} are NaN or infinite at step {s.step}: not saved, so '
                                  f'{path} keeps the last finite checkpoint. Lower the learning rate and resume from it.')
@@ -120,8 +120,8 @@ def save_checkpoint(s: TrainState, path: str | Path) -> Path:
 
 def _write(s: TrainState, path: Path, rng: dict, ranks: list):
     ckpt = dict(format=CHECKPOINT_FORMAT, step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run,
-                world_size=s.world.size, model_0_classes=s.model_0.num_classes, model_0=s.model_0.state_dict(), model_1=s.model_1.state_dict(), ema=s.ema.state_dict(),
-                opt_0=s.opt_0.state_dict(), opt_1=s.opt_1.state_dict(), history=s.history, rng=rng,
+                world_size=s.world.size, unet_classes=s.unet.num_classes, unet=s.unet.state_dict(), classifier=s.classifier.state_dict(), ema=s.ema.state_dict(),
+                opt_unet=s.opt_unet.state_dict(), opt_classifier=s.opt_classifier.state_dict(), history=s.history, rng=rng,
                 **(dict(rank_rng=ranks) if len(ranks) > 1 else {}))
     atomic_save(ckpt, path)
 
@@ -168,17 +168,17 @@ def check_resumable(ckpt: dict, now: dict) -> None:
 def restore_state(s: TrainState, ckpt: dict):
     "Load a checkpoint's weights, optimizers, EMA, step, RNG states and history into `s`."
     net = Config.from_dict(ckpt['config']).net
-    for name, classes in (('model_0', ckpt.get('model_0_classes')), ('model_1', len(ckpt['classes']))):
+    for name, classes in (('unet', ckpt.get('unet_classes')), ('classifier', len(ckpt['classes']))):
         m = getattr(s, name)
         want, got = dict(vars(m.config), num_classes=m.num_classes), dict(vars(net), num_classes=classes)
         if want != got:
             diff = {k: (got[k], want[k]) for k in want if want[k] != got[k]}
-            raise ValueError(f'The checkpoint was made for a different {name} (checkpoint vs now: {diff}). '
+            raise ValueError(f'The checkpoint was made for a different {"UNet" if name == "unet" else "classifier"} (checkpoint vs now: {diff}). '
                              f'Build the models with the checkpoint\'s settings, or train into a new --out folder.')
     check_resumable(ckpt, s.run)
-    s.model_0.load_state_dict(ckpt['model_0']); s.model_1.load_state_dict(ckpt['model_1'])
+    s.unet.load_state_dict(ckpt['unet']); s.classifier.load_state_dict(ckpt['classifier'])
     s.ema.load_state_dict(ckpt['ema'])
-    s.opt_0.load_state_dict(ckpt['opt_0']); s.opt_1.load_state_dict(ckpt['opt_1'])
+    s.opt_unet.load_state_dict(ckpt['opt_unet']); s.opt_classifier.load_state_dict(ckpt['opt_classifier'])
     s.step = ckpt['step']; s.history.update(ckpt['history'])
     saved = ckpt.get('world_size', 1)
     if saved != s.world.size:                   # each rank's streams belong to a shard that no longer exists
@@ -215,27 +215,27 @@ def batches(dl: torch.utils.data.DataLoader, start_step: int, seed: int):
 class Recipe:
     "What each training step does: the extension points of a run. The defaults are the seed's DDPM recipe."
     noisy_batch: Callable = noisy_batch   # (schedule, x0, generator) -> (xt, t, eps): the noise levels and noise a batch gets
-    step: Callable = train_step           # (state, schedule, x0, y, p_uncond, noisy_batch) -> (loss_0, loss_1, correct, t)
+    step: Callable = train_step           # (state, schedule, x0, y, p_uncond, noisy_batch) -> (mse, ce, correct, t)
     batches: Callable = batches           # (DataLoader, start step, seed) -> endless (x0, y): resumable at any step
     callbacks: tuple = ()                 # each called as cb(state) after every finished step (and its log and save)
 
 # %% ../nbs/07_training.ipynb #7fac0161
-def check_compatible(model_0, model_1, num_classes: int, data: ButterflyData, image_size: int):
+def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, image_size: int):
     "Raise a clear error if the models, `num_classes` and the data disagree."
-    if model_1.num_classes != num_classes:
-        raise ValueError(f'UNet_classifier has {model_1.num_classes} classes but num_classes={num_classes}: '
+    if classifier.num_classes != num_classes:
+        raise ValueError(f'UNet_classifier has {classifier.num_classes} classes but num_classes={num_classes}: '
                          f'build it with UNet_classifier(num_classes={num_classes}).')
     if len(data.classes) != num_classes:
         raise ValueError(f'The dataset has {len(data.classes)} classes but num_classes={num_classes}: pass '
                          f'num_classes={len(data.classes)} and build UNet_classifier(num_classes={len(data.classes)}).')
-    if model_0.config != model_1.config:
-        diff = {k: (v, getattr(model_1.config, k)) for k, v in vars(model_0.config).items() if v != getattr(model_1.config, k)}
+    if unet.config != classifier.config:
+        diff = {k: (v, getattr(classifier.config, k)) for k, v in vars(unet.config).items() if v != getattr(classifier.config, k)}
         raise ValueError(f'The UNet and the classifier are built from different NetConfigs (UNet vs classifier: {diff}): '
                          'build both from one, e.g. UNet(net) and UNet_classifier(num_classes, net), or from_config(cfg).')
-    if model_0.config.image_size != image_size:
-        raise ValueError(f'The models were built for {model_0.config.image_size}px images but the data is {image_size}px: '
+    if unet.config.image_size != image_size:
+        raise ValueError(f'The models were built for {unet.config.image_size}px images but the data is {image_size}px: '
                          f'build them with image_size={image_size}, or use a preset whose image_size is '
-                         f'{model_0.config.image_size}.')
+                         f'{unet.config.image_size}.')
 
 # %% ../nbs/07_training.ipynb #81c6cb36
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
@@ -279,7 +279,7 @@ def lr_at(cfg: Config, step: int, steps: int) -> float:
 
 def set_lr(s: TrainState, lr: float):
     "Set the learning rate of both optimizers."
-    for opt in (s.opt_0, s.opt_1):
+    for opt in (s.opt_unet, s.opt_classifier):
         for group in opt.param_groups: group['lr'] = lr
 
 # %% ../nbs/07_training.ipynb #5ad509a0
@@ -287,14 +287,14 @@ def log(s: TrainState, meter: Meter, bar, seconds: float):
     "Append the meter's readings (over all ranks, and the training time so far) to the history; show them on the progress bar."
     meter.reduce(s.world)
     r, last = meter.read(), (s.history['step'] or [0])[-1]
-    if not (math.isfinite(r['loss_0']) and math.isfinite(r['loss_1'])):
+    if not (math.isfinite(r['mse']) and math.isfinite(r['ce'])):
         raise NonFiniteError(f'Training diverged: a loss became NaN or infinite between steps {last + 1} and {s.step} '
-                             f'(diffusion MSE {r["loss_0"]}, classifier cross-entropy {r["loss_1"]}). Nothing of it is '
+                             f'(diffusion MSE {r["mse"]}, classifier cross-entropy {r["ce"]}). Nothing of it is '
                              f'saved; the last checkpoint is the last finite state. Lower the learning rate '
                              f'(lr={s.cfg.lr}) and resume, or start again.')
-    for k in ('loss_0', 'loss_1', 'acc', 'acc_by_t'): s.history[k].append(r[k])
+    for k in ('mse', 'ce', 'acc', 'acc_by_t'): s.history[k].append(r[k])
     s.history['step'].append(s.step); s.history['seconds'].append(seconds)
-    bar.set_postfix(mse=f"{r['loss_0']:.4f}", ce=f"{r['loss_1']:.3f}", acc=f"{r['acc']:.0%}",
+    bar.set_postfix(mse=f"{r['mse']:.4f}", ce=f"{r['ce']:.3f}", acc=f"{r['acc']:.0%}",
                     acc_t_lt_200=f"{sum(r['acc_by_t'][:2]) / 2:.0%}")
 
 def stop_agreed(stop: stop_signals, s: TrainState, device) -> str | None:
@@ -411,8 +411,8 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
 def plot_history(history: dict, timesteps: int = 1000):
     "Plot both losses against steps and the classifier's accuracy per noise level (first and last log)."
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.2))
-    a.plot(history['step'], history['loss_0']); a.set(title='diffusion MSE', xlabel='step', yscale='log')
-    b.plot(history['step'], history['loss_1']); b.set(title='classifier cross-entropy', xlabel='step')
+    a.plot(history['step'], history['mse']); a.set(title='diffusion MSE', xlabel='step', yscale='log')
+    b.plot(history['step'], history['ce']); b.set(title='classifier cross-entropy', xlabel='step')
     bins = len(history['acc_by_t'][-1]); centres = [(i + 0.5) * timesteps / bins for i in range(bins)]
     n = len(history['acc_by_t']); k = max(1, n // 10)     # average the last tenth of the logs: less noisy
     last = [sum(r[i] for r in history['acc_by_t'][-k:]) / k for i in range(bins)]

@@ -39,7 +39,7 @@ for steps in map(int, a.steps.split(',')):
     r = train_classifier_guidance(m0, m1, cfg.num_classes, cfg=cfg, steps=steps, out=out, resume=(out / 'last.pt').exists(),
                                   device=device, progress=False)
     h = r.history
-    print(f'\nstep {steps}: trained in {time.time() - t0:.0f} s, mse {h["loss_0"][-1]:.4f}, classifier acc by t-bin '
+    print(f'\nstep {steps}: trained in {time.time() - t0:.0f} s, mse {h["mse"][-1]:.4f}, classifier acc by t-bin '
           f'{[round(v, 2) for v in h["acc_by_t"][-1]]}', flush=True)
     pipe = load_pipeline(out, device)
     for tmax in a.t_max.split(','):

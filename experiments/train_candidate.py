@@ -24,5 +24,5 @@ t0 = time.time()
 r = train_classifier_guidance(UNet.from_config(cfg), UNet_classifier.from_config(cfg), cfg.num_classes, cfg=cfg,
                               out=f'runs/{a.name}', progress=False)
 h = r.history
-print(f"{a.name} ({kw}): {h['step'][-1]} steps in {time.time() - t0:.0f} s, diffusion MSE {h['loss_0'][-1]:.4f}, "
+print(f"{a.name} ({kw}): {h['step'][-1]} steps in {time.time() - t0:.0f} s, diffusion MSE {h['mse'][-1]:.4f}, "
       f"noisy classifier {sum(h['valid_acc_by_t'][:2]) / 2:.0%} on the validation split at t < 200")

@@ -249,13 +249,13 @@ def test_absurd_learning_rate(ck, lr):
 def test_a_loss_that_turns_non_finite_stops_training_and_keeps_the_last_finite_checkpoint(tmp_path):
     def diverge_at_step_3(s, *a, **k):
         if s.step == 2:
-            with torch.no_grad(): next(s.model_0.parameters()).fill_(float('nan'))
+            with torch.no_grad(): next(s.unet.parameters()).fill_(float('nan'))
         return train_step(s, *a, **k)
     cfg = get_config('tiny', checkpoint_every=1, log_every=1)
     with pytest.raises(tr.NonFiniteError) as e: train(tmp_path, 6, cfg=cfg, recipe=tr.Recipe(step=diverge_at_step_3))
     assert 'between steps 3 and 3' in str(e.value) and 'Lower the learning rate' in str(e.value)
     c = tr.read_checkpoint(tmp_path)
-    assert c['step'] == 2 and all(torch.isfinite(w).all() for w in c['model_0'].values() if w.is_floating_point())
+    assert c['step'] == 2 and all(torch.isfinite(w).all() for w in c['unet'].values() if w.is_floating_point())
     assert os.listdir(tmp_path) == ['last.pt']
 
 

@@ -36,7 +36,7 @@ def test_train_flags_choose_a_conditional_or_unconditional_unet(tmp_path, flag, 
     r = cli('train', '--preset', 'tiny', '--data', root, '--steps', 2, '--batch_size', 4, '--out', tmp_path / 'ck',
             flag, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert read_checkpoint(tmp_path / 'ck' / 'last.pt')['model_0_classes'] == classes
+    assert read_checkpoint(tmp_path / 'ck' / 'last.pt')['unet_classes'] == classes
 
 
 def test_train_refuses_both_conditional_flags(tmp_path):

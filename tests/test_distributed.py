@@ -46,7 +46,7 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_whole_batch(tmp_path
     assert r.returncode == 0, r.stderr[-3000:]
     two, one = read_checkpoint(tmp_path / 'ranks'), read_checkpoint(tmp_path / 'alone')
     assert (two['step'], two['world_size'], one['world_size']) == (6, 2, 1)
-    for k in ('model_0', 'model_1', 'ema'):
+    for k in ('unet', 'classifier', 'ema'):
         for name, w in one[k].items():
             assert w.dtype in (torch.float64, torch.int64) and two[k][name].dtype == w.dtype   # (the EMA's count)
             torch.testing.assert_close(two[k][name], w, rtol=0, atol=1e-9, msg=f'{k}/{name}')

@@ -24,7 +24,7 @@ def run(out, steps, cfg=None, resume=False, **kw):
 
 
 def assert_same_run(a, b):
-    for k in ('model_0', 'model_1', 'ema'):
+    for k in ('unet', 'classifier', 'ema'):
         for name, w in a[k].items(): assert torch.equal(w, b[k][name]), (k, name)
     assert a['history']['step'] == b['history']['step']
 
@@ -71,7 +71,7 @@ def test_checkpoints_load_with_weights_only(tmp_path):
 
 def test_resume_into_models_of_another_size_fails_clearly(tmp_path):
     run(tmp_path, 2)
-    with pytest.raises(ValueError, match='different model_0'):
+    with pytest.raises(ValueError, match='different UNet'):
         run(tmp_path, 4, cfg=get_config('tiny', base_filters=8), resume=True)
 
 

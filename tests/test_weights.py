@@ -37,8 +37,8 @@ def test_the_file_is_the_one_its_card_describes(name):
     assert f"{numbers['steps']} optimizer steps" in text and (WEIGHTS_DIR / f'{name}.png').exists()
     ck = read_checkpoint(WEIGHTS_DIR / f'{name}.pt')
     assert ck['step'] == numbers['steps'] and len(ck['classes']) == numbers['species']
-    assert 'opt_0' not in ck and 'ema' not in ck                                # weights to sample with, nothing else
-    assert all(v.dtype == torch.float16 for v in ck['model_0'].values() if v.is_floating_point())
+    assert 'opt_unet' not in ck and 'ema' not in ck                                # weights to sample with, nothing else
+    assert all(v.dtype == torch.float16 for v in ck['unet'].values() if v.is_floating_point())
     if name == 'butterflies-75': assert 'CC BY 4.0' in text                      # the photos' licence asks for credit
 
 

@@ -52,7 +52,7 @@ def main(argv=None):
     meta = dict(command='python tools/demo_results.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 commit=commit, seed=a.seed, weights=a.weights, run=a.run)
     uncond, cond = load_pipeline(a.weights, 'cpu'), load_pipeline(a.run, 'cpu')
-    if cond.model_0.num_classes is None: sys.exit(f'{a.run} has an unconditional UNet: give a class-conditional run (--run).')
+    if cond.unet.num_classes is None: sys.exit(f'{a.run} has an unconditional UNet: give a class-conditional run (--run).')
     cfg = uncond.cfg
     t0 = time.time()
     ref = synthetic_reference(cfg.num_classes, cfg.image_size, 50, cfg.seed, dict(progress=False))

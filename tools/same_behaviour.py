@@ -30,7 +30,8 @@ with tempfile.TemporaryDirectory() as d:
         r = train_classifier_guidance(UNet.from_config(cfg), UNet_classifier.from_config(cfg), cfg.num_classes, cfg=cfg,
                                       steps=steps, out=f'{d}/{preset}', progress=False)
         drawn[preset] = load_pipeline(f'{d}/{preset}/last.pt')([0, 1], n=2, seed=0)
-        drawn[preset + ' losses'] = torch.tensor([r.history['loss_0'], r.history['loss_1']], dtype=torch.float64)
+        h = r.history; drawn[preset + ' losses'] = torch.tensor([h.get('mse', h.get('loss_0')), h.get('ce', h.get('loss_1'))],
+                                                              dtype=torch.float64)   # named loss_0/loss_1 before format 3
 drawn['shipped demo'] = load_pipeline('demo')([0, 1], n=2, seed=0)
 torch.save(drawn, sys.argv[2])
 '''

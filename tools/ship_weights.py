@@ -73,7 +73,7 @@ numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], speci
                **({} if label_only is None else dict(label_only_accuracy=float(label_only.accuracy), label_only_fid=float(label_only.fid))),
                **({} if cfg_only is None else dict(cfg_scale=w, cfg_only_accuracy=float(cfg_only.accuracy), cfg_only_fid=float(cfg_only.fid))),
                guidance_scale=half.cfg.guidance_scale, sampling_changed_on_export=sampling,
-               conditional=half.model_0.num_classes is not None,
+               conditional=half.unet.num_classes is not None,
                fp16_max_pixel_diff=fp16_diff, fp16_mean_pixel_diff_ddim=diff['ddim'].mean().item(),
                fp16_mean_pixel_diff=diff['default'].mean().item(), bytes=out.stat().st_size, sha256=sha256(out), source=a.data or 'built-in')
 (WEIGHTS_DIR / f'{a.name}.json').write_text(json.dumps(numbers, indent=1) + '\n')
