@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #6e36bc72
 from __future__ import annotations
-import sys, time, traceback
+import sys, time, traceback, signal, threading
 import torch
 from pathlib import Path
 from fastcore.script import anno_parser, store_true, Param
@@ -18,7 +18,7 @@ from .guidance import generate_and_save_images, load_pipeline
 from .distributed import WorldError, local_device
 
 # %% auto #0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'AFTER_STOP', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
 
 # %% ../nbs/11_cli.ipynb #c72cec93
 def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str) = 'demo',
@@ -173,9 +173,27 @@ def main(argv: list[str] | None = None):
     f = COMMANDS[argv[0]]
     args = anno_parser(f, prog=f'butterfly-diffusion {argv[0]}').parse_args(argv[1:]).__dict__
     args.pop('xtra', None); args.pop('pdb', None)
+    old_term = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try: f(**args)
     except USER_ERRORS as e:
         if debug: traceback.print_exc()
         print(f'butterfly-diffusion {argv[0]}: error: {" ".join(str(e).splitlines())}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:   # Ctrl-C (SIGINT) or a SIGTERM (`kill`, a job scheduler): one line, the usual status
+        if debug: traceback.print_exc()
+        why = str(e) or 'SIGINT received'
+        print(f'butterfly-diffusion {argv[0]}: stopped: {why}. {AFTER_STOP[argv[0]]}', file=sys.stderr)
+        return 143 if why.startswith('SIGTERM') else 130
+    finally:
+        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
     return 0
+
+def _interrupt(signum, frame):
+    "SIGTERM as a `KeyboardInterrupt` naming it, so that a command stopped by `kill` ends like one stopped by Ctrl-C."
+    raise KeyboardInterrupt(f'{signal.Signals(signum).name} received')
+
+AFTER_STOP = {   # what a stopped command leaves, and how to go on
+    'train': 'A checkpoint in --out is never half-written: run the same command with --resume to continue from it.',
+    'demo': 'A checkpoint in --out is never half-written: run the same command again to continue from it.',
+    'sample': 'Run the command again: it draws every grid anew.',
+    'evaluate': 'Nothing was written: run the command again.'}

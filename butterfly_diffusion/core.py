@@ -127,7 +127,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'sample_eta': (lambda v: _real(v) and 0 <= v <= 1, 'a number in [0, 1]'),
     'guidance_scale': (lambda v: _real(v) and abs(v) <= MAX_GUIDANCE_SCALE, f'a finite number, |s| <= {MAX_GUIDANCE_SCALE:g}'),
     'guidance_t_max': (lambda v: _whole(v, 0), 'a whole number >= 0'),
-    'guidance_temperature': (lambda v: _real(v) and v > 0, 'a finite number > 0 (1: plain log p)'),
+    'guidance_temperature': (lambda v: _real(v) and 0.01 <= v <= 1000, 'a number in [0.01, 1000] (1: plain log p; below 0.01 the softmax overflows)'),
     'cfg_scale': (lambda v: _real(v) and 0 <= v <= MAX_GUIDANCE_SCALE, f'a finite number in [0, {MAX_GUIDANCE_SCALE:g}]; 0: none'),
     'seed': (lambda v: _whole(v, 0), 'a whole number >= 0'),
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
@@ -227,8 +227,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     try: d = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(f'Unknown device {device!r}: use one of the devices here ({here}), or leave it out.') from None
-    missing = ((d.type == 'cuda' and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()))
-               or (d.type == 'mps' and 'mps' not in here))
+    kinds = {h.split(' ')[0].split(':')[0] for h in available_devices()}   # e.g. {'cuda', 'cpu'}
+    missing = d.type not in kinds or (d.type == 'cuda' and (d.index or 0) >= torch.cuda.device_count())   # xpu, meta, ...
     if missing:
         why = ' (this PyTorch was built without CUDA)' if d.type == 'cuda' and torch.version.cuda is None else ''
         raise ValueError(f'Device {str(d)!r} is not available here{why}; the devices here are: {here}. '

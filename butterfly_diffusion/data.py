@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_data.ipynb #dd33bd7c
 from __future__ import annotations
-import csv, random, functools
+import csv, random, functools, unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -18,9 +18,9 @@ from .core import rank_seed
 
 # %% auto #0
 __all__ = ['MAX_CACHE_MB', 'PICTURES', 'IMAGE_EXTENSIONS', 'CachedImageDataset', 'SyntheticButterflies', 'to_rgb',
-           'ImageReadError', 'load_image', 'check_images', 'ImageListDataset', 'read_csv_layout', 'read_class_folders',
-           'find_csv', 'check_labels', 'list_images', 'make_example_dataset', 'stratified_split', 'ButterflyData',
-           'ShardedBatches', 'train_loader', 'get_data', 'get_data_from_config']
+           'ImageReadError', 'load_image', 'check_images', 'ImageListDataset', 'read_csv_layout', 'skipped',
+           'read_class_folders', 'find_csv', 'check_labels', 'list_images', 'make_example_dataset', 'stratified_split',
+           'ButterflyData', 'ShardedBatches', 'train_loader', 'get_data', 'get_data_from_config']
 
 # %% ../nbs/01a_data.ipynb #c80c4363
 MAX_CACHE_MB = 1024  # datasets whose pixels fit in this many megabytes keep them in memory by default
@@ -90,9 +90,11 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.
 def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
     "`img` in RGB mode, whatever its mode; transparent pixels become `background`."
     if img.mode == 'RGB': return img
-    if img.mode.startswith('I') or img.mode == 'F':                # 16/32-bit greyscale -> 8 bits
-        a = np.asarray(img, dtype=np.float32)
-        img = Image.fromarray(np.clip(a / 257 if a.max() > 255 else a, 0, 255).astype(np.uint8))
+    if img.mode.startswith('I') or img.mode == 'F':                # 16/32-bit and float greyscale -> 8 bits
+        a = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        if img.mode == 'F' and a.max() <= 1: a = a * 255             # float images hold [0, 1]
+        elif a.max() > 255: a = a / (257 if a.max() <= 65535 else a.max() / 255)   # 16 bits, or wider
+        img = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
     if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in img.info:
         rgba = img.convert('RGBA')
         out = Image.new('RGB', img.size, background)
@@ -110,11 +112,11 @@ def _too_large(path, e) -> str:
 def load_image(path,      # the image file
                size: int  # side of the square result
               ) -> torch.Tensor:
-    "The image at `path` as (3, size, size) uint8: RGB, shorter side resized to `size`, centre-cropped."
+    "The image at `path` as (3, size, size) uint8 as a viewer shows it (EXIF orientation applied): RGB, shorter side resized to `size`, centre-cropped."
     try:
         with Image.open(path) as img:
             img.draft('RGB', (size, size))
-            img = ImageOps.fit(to_rgb(img), (size, size), method=Image.Resampling.BICUBIC)
+            img = ImageOps.fit(to_rgb(ImageOps.exif_transpose(img)), (size, size), method=Image.Resampling.BICUBIC)
     except Image.DecompressionBombError as e: raise ImageReadError(f'Cannot read image {_too_large(path, e)}.') from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f'Cannot read image {path}: {e}. The file is truncated, corrupt or not an image: replace '
@@ -181,6 +183,14 @@ def read_csv_layout(csv_path,        # a CSV with `filename` and `label` columns
         rows = (df.index[blank.any(axis=1)] + 2).tolist()                            # +2: header, 1-based
         raise ValueError(f'{csv_path}: line(s) {rows[:10]}{" ..." if len(rows) > 10 else ""} lack a filename or a label '
                          '(or have only spaces). Fill them in or delete them.')
+    df['label'] = [unicodedata.normalize('NFC', l) for l in df.label]   # one species, however the editor encoded it
+    twice = df.drop_duplicates().groupby('filename').label.unique()
+    twice = twice[twice.map(len) > 1]
+    if len(twice):
+        raise ValueError(f'{csv_path} gives {len(twice)} image(s) more than one species: '
+                         + '; '.join(f'{f} as {" and ".join(map(repr, ls))}' for f, ls in list(twice.items())[:5])
+                         + '. Keep one row per image (with its species) and delete the others.')
+    df = df.drop_duplicates()                                           # the same row twice: once
     image_dir = Path(image_dir) if image_dir else csv_path.parent / 'train'
     if not image_dir.is_dir(): image_dir = csv_path.parent
     files = [image_dir / f for f in df.filename]
@@ -192,21 +202,26 @@ def read_csv_layout(csv_path,        # a CSV with `filename` and `label` columns
     return files, list(df.label)
 
 # %% ../nbs/01a_data.ipynb #d52bf694
+def skipped(rel: Path) -> bool:
+    "Whether a path inside a dataset is what unzip tools and file managers leave: hidden (`.DS_Store`, `._x.jpg` resource forks) or in `__MACOSX/`."
+    return any(part.startswith('.') or part == '__MACOSX' for part in rel.parts)
+
 def read_class_folders(root  # a folder with one sub-folder of images per species
                       ) -> tuple[list[Path], list[str]]:
     "Image files and their species names from class folders `root/<species>/*.jpg`."
     root = Path(root)
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not skipped(d.relative_to(root)))
     if not dirs:
         raise ValueError(f'{root} has no sub-folders, so no species. Class folders look like {root}/<species>/<image>.jpg: '
                          'move each species\' images into a folder named after it (or pass the CSV of a Kaggle layout).')
     files, labels = [], []
     for d in dirs:
-        found = sorted(f for f in d.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+        found = sorted(f for f in d.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+                       and not skipped(f.relative_to(root)))
         if not found:
             raise ValueError(f'Class folder {d} has no images (looked for {", ".join(IMAGE_EXTENSIONS)}). '
                              f'Add images of {d.name!r} or remove the folder.')
-        files += found; labels += [d.name] * len(found)
+        files += found; labels += [unicodedata.normalize('NFC', d.name)] * len(found)
     return files, labels
 
 # %% ../nbs/01a_data.ipynb #af3cf801

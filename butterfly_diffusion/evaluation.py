@@ -183,6 +183,9 @@ class Reference:
 
 def measure(ref: Reference, x: torch.Tensor, y: torch.Tensor) -> dict:
     "Judge accuracy of images `x` requested as `y`, and their FID, KID, precision and recall against `ref.real`."
+    if not torch.isfinite(x).all():     # a NaN never reaches a metric (the FID's matrix square root can crash on one)
+        raise FloatingPointError(f'{int((~torch.isfinite(x)).flatten(1).any(1).sum())} of {len(x)} samples have NaN or '
+                                 'infinite pixels, so they were not measured: the weights or the sampling settings are broken.')
     return dict(accuracy=accuracy(ref.judge, x, y), **feature_distances(ref.judge, ref.real[0], x),
                 **precision_recall(ref.judge, ref.real[0], x))
 

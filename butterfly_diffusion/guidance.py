@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_guidance.ipynb #debe604e
 from __future__ import annotations
-import re
+import re, numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -154,7 +154,13 @@ class Pipeline:
     def labels(self, species) -> torch.Tensor:
         "Species given as an index, a name, or a list of these, as a tensor of indices (checked)."
         names = {n.lower(): i for i, n in enumerate(self.classes)}
-        ids = [names.get(s.lower(), s) if isinstance(s, str) else s for s in ([species] if isinstance(species, (int, str)) else species)]
+        if isinstance(species, torch.Tensor): species = species.tolist()
+        one = lambda s: isinstance(s, str) or (isinstance(s, numbers.Integral) and not isinstance(s, bool))
+        items = [species] if one(species) else list(species) if isinstance(species, (list, tuple, range)) else None
+        if items is None or not all(map(one, items)):
+            raise ValueError(f'species={species!r}: give a species as its index (an int) or its name (a str), or a list '
+                             f'of these, e.g. 0, {self.classes[0]!r} or [0, 3].')
+        ids = [names.get(s.lower(), s) if isinstance(s, str) else int(s) for s in items]
         bad = [s for s in ids if isinstance(s, str) or not 0 <= s < len(self.classes)]
         if bad: raise ValueError(f'Species {bad} unknown: this model knows {len(self.classes)} species, indices 0–'
                                  f'{len(self.classes) - 1} or names such as {self.classes[0]!r}.')

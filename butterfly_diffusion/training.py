@@ -4,7 +4,9 @@
 
 # %% ../nbs/07_training.ipynb #008608b5
 from __future__ import annotations
-import math, time, hashlib, warnings, signal, threading
+import math, time, hashlib, warnings, signal, threading, contextlib, os
+try: import fcntl                     # the run folder lock (POSIX)
+except ImportError: fcntl = None
 from typing import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +28,8 @@ from .step import noisy_batch, unwrap, TrainState, make_state, train_step
 __all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t',
            'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'data_fingerprint', 'run_identity',
            'check_resumable', 'restore_state', 'batches', 'Recipe', 'check_compatible', 'prepare_out',
-           'resume_if_restarted', 'stop_signals', 'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult',
-           'train_classifier_guidance', 'plot_history']
+           'resume_if_restarted', 'FolderInUse', 'run_folder_lock', 'lock_holder', 'stop_signals', 'lr_at', 'set_lr',
+           'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #18e70985
 COMPILE_OPTIONS = {'force_layout_optimization': True}   # channels-last through the whole graph, also in UNets
@@ -240,7 +242,8 @@ def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, im
 # %% ../nbs/07_training.ipynb #81c6cb36
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
                 resume: bool | str | Path,  # as in `train_classifier_guidance`
-                overwrite: bool = False   # start again over a checkpoint in `out`
+                overwrite: bool = False,  # start again over a checkpoint in `out`
+                clean: bool = True        # delete what a killed run left half-written (only while owning the folder)
                ) -> Path | None:
     "Check the checkpoint folder before any work; then delete what a killed run left there half-written."
     if out is None: return None
@@ -251,13 +254,45 @@ def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no chec
     if (out / 'last.pt').exists() and not resume and not overwrite:
         raise FileExistsError(f'{out / "last.pt"} already holds a training run. Continue it with resume=True (--resume), '
                               'start again over it with overwrite=True (--overwrite), or train into another folder.')
-    if out.is_dir(): remove_stale_temp(out)
+    if clean and out.is_dir(): remove_stale_temp(out)
     return out
 
 def resume_if_restarted(out, resume, overwrite) -> tuple:
     "`(resume, overwrite)` as given, or `(True, False)` when torchrun restarted the processes and `out` holds their checkpoint."
     if elastic_restart() and out is not None and (Path(out) / 'last.pt').exists(): return True, False
     return resume, overwrite
+
+class FolderInUse(OSError):
+    "Another process is training into this run folder right now."
+
+@contextlib.contextmanager
+def run_folder_lock(out: Path | None,        # the run folder (None: nothing to own)
+                    world: World = World()): # only the main process owns it; the others of a torchrun job share it
+    "Own `out` while training into it: an OS lock on the folder (a crash releases it), so a second run into it is refused at once."
+    if out is None or not world.main or fcntl is None: yield; return   # (fcntl: not on Windows)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderInUse(f'{out} is in use: {lock_holder(out)} is training into it right now. Wait for it to end, or '
+                              'stop it (Ctrl-C: it saves) and continue with --resume; or train into another folder (--out).') from None
+        yield
+    finally:
+        if created and not any(out.iterdir()): out.rmdir()   # a run that failed before its first checkpoint leaves no folder
+        os.close(fd)                        # releases the lock
+
+def lock_holder(folder) -> str:
+    "Which process holds the lock on `folder`, read from /proc/locks (Linux); 'another process' where that cannot be read."
+    ino = str(os.stat(folder).st_ino)
+    try: lines = Path('/proc/locks').read_text().splitlines()
+    except OSError: return 'another process'
+    for line in lines:                      # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF" ("1: -> ..." waits)
+        f = line.replace('->', '').split()
+        if len(f) > 5 and f[1] == 'FLOCK' and f[5].rsplit(':', 1)[-1] == ino: return f'process {f[4]}'
+    return 'another process'
+
 
 # %% ../nbs/07_training.ipynb #df86a28b
 class stop_signals:
@@ -373,39 +408,41 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
     "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
     resume, overwrite = resume_if_restarted(out, resume, overwrite)
-    out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
+    out = prepare_out(out, resume, overwrite, clean=False)   # before any work: a run already in `out` is never lost
     cfg = override(override(get_config('seed'), net=model_0.config) if cfg is None else cfg, num_classes=num_classes, **overrides)
     check_counts(steps=steps)
     if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
         raise ValueError(f'epochs={epochs!r}: must be a finite number > 0 (or leave it out for cfg.steps).')
     world, device = init_world(get_device(device or next(model_0.parameters()).device))   # under torchrun: join the others
-    data = data if isinstance(data, ButterflyData) else get_data(
-        data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
-        batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
-    check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
-    cfg = override(cfg, net=model_0.config)    # the models size the run: the checkpoint stores their NetConfig
-    for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
-    nets = None
-    if world.distributed:   # DDP copies rank 0's weights to every rank, then averages the gradients of each step
-        nets = tuple(DDP(m, device_ids=[device.index] if device.type == 'cuda' else None, gradient_as_bucket_view=True)
-                     for m in (model_0, model_1))
-        if world.rank: torch.manual_seed(rank_seed(cfg.seed, world.rank))   # this rank's dropout and flips
-    s = make_state(model_0, model_1, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
-    s.nets = nets
-    dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world.rank, world.size, pin_memory=device.type == 'cuda')
-    steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
-    s.run = run_identity(cfg, data, steps, p_uncond)
-    if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
-    if s.step > steps: raise ValueError(f'The checkpoint is at step {s.step}, past steps={steps}: ask for steps >= {s.step} '
-                                        'to continue it, or load it with load_models to use it as it is.')
-    if compile or (compile is None and device.type == 'cuda'): compile_models(s)
-    schedule = NoiseSchedule.from_config(cfg).to(device)
-    recipe = recipe or Recipe()
-    run_steps(s, schedule, recipe.batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond, recipe)
-    if data.valid_dl is not None:              # the noisy classifier on images it never trained on
-        s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world)
-        if out: save_checkpoint(s, out / 'last.pt')
-    return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg, world)
+    with run_folder_lock(out, world):        # one process trains into `out` at a time; then check it again, as its owner
+        out = prepare_out(out, resume, overwrite, clean=world.main)
+        data = data if isinstance(data, ButterflyData) else get_data(
+            data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
+            batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
+        check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
+        cfg = override(cfg, net=model_0.config)    # the models size the run: the checkpoint stores their NetConfig
+        for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
+        nets = None
+        if world.distributed:   # DDP copies rank 0's weights to every rank, then averages the gradients of each step
+            nets = tuple(DDP(m, device_ids=[device.index] if device.type == 'cuda' else None, gradient_as_bucket_view=True)
+                         for m in (model_0, model_1))
+            if world.rank: torch.manual_seed(rank_seed(cfg.seed, world.rank))   # this rank's dropout and flips
+        s = make_state(model_0, model_1, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
+        s.nets = nets
+        dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world.rank, world.size, pin_memory=device.type == 'cuda')
+        steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
+        s.run = run_identity(cfg, data, steps, p_uncond)
+        if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
+        if s.step > steps: raise ValueError(f'The checkpoint is at step {s.step}, past steps={steps}: ask for steps >= {s.step} '
+                                            'to continue it, or load it with load_models to use it as it is.')
+        if compile or (compile is None and device.type == 'cuda'): compile_models(s)
+        schedule = NoiseSchedule.from_config(cfg).to(device)
+        recipe = recipe or Recipe()
+        run_steps(s, schedule, recipe.batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond, recipe)
+        if data.valid_dl is not None:              # the noisy classifier on images it never trained on
+            s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world)
+            if out: save_checkpoint(s, out / 'last.pt')
+        return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg, world)
 
 # %% ../nbs/07_training.ipynb #7a63b0db
 def plot_history(history: dict, timesteps: int = 1000):

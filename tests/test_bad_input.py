@@ -214,8 +214,9 @@ def test_an_image_over_pils_limit_says_so(tmp_path, monkeypatch):
 @pytest.mark.parametrize('flag,value,problem', [('--scale', 'nan', 'scale=nan (must be a finite number'),
                                                 ('--scale', 'inf', 'scale=inf (must be a finite number'),
                                                 ('--scale', '1e30', 'scale=1e+30 (must be a finite number, |s| <= 1000)'),
-                                                ('--temperature', 'inf', 'temperature=inf (must be a finite number > 0'),
-                                                ('--temperature', '0', 'temperature=0.0 (must be a finite number > 0')])
+                                                ('--temperature', 'inf', 'temperature=inf (must be a number in [0.01, 1000]'),
+                                                ('--temperature', '0', 'temperature=0.0 (must be a number in [0.01, 1000]'),
+                                                ('--temperature', '1e-300', 'temperature=1e-300 (must be a number in [0.01, 1000]')])
 def test_absurd_guidance_is_refused_before_sampling(capsys, ck, tmp_path, flag, value, problem):
     before = snapshot(tmp_path)
     line = user_error(capsys, 'sample', '--checkpoint', ck, '--out', tmp_path / 's', flag, value)

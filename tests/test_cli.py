@@ -42,3 +42,81 @@ def test_train_flags_choose_a_conditional_or_unconditional_unet(tmp_path, flag, 
 def test_train_refuses_both_conditional_flags(tmp_path):
     r = cli('train', '--preset', 'tiny', '--conditional', '--unconditional', '--out', tmp_path / 'ck', cwd=tmp_path)
     assert r.returncode != 0 and 'exclude each other' in r.stderr and not (tmp_path / 'ck').exists()
+
+
+def started(tmp_path, *args, ready):
+    "Start `butterfly-diffusion ARGS` (output to files), and return it with its output files once `ready(stdout)` holds."
+    import time
+    exe = Path(sys.executable).parent / 'butterfly-diffusion'
+    out, err = tmp_path / 'stdout.txt', tmp_path / 'stderr.txt'
+    p = subprocess.Popen([exe, *map(str, args)], cwd=tmp_path, stdout=out.open('w'), stderr=err.open('w'),
+                         env={'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PATH': '', 'HOME': str(tmp_path),
+                              'PYTHONUNBUFFERED': '1'})
+    t0 = time.time()
+    while not ready(out.read_text()):
+        assert p.poll() is None and time.time() - t0 < 120, err.read_text()[-2000:]
+        time.sleep(0.05)
+    return p, out, err
+
+
+@pytest.mark.parametrize('sig,status', [('SIGINT', 130), ('SIGTERM', 143)])
+def test_a_signal_stops_training_with_one_line_and_the_usual_status(tmp_path, sig, status):
+    "Ctrl-C or `kill` during `train`: the step finishes, the run is saved, one line says how to continue; 128 + signal."
+    import signal
+    from butterfly_diffusion.checkpoint import read_checkpoint
+    ck = tmp_path / 'ck' / 'last.pt'
+    p, out, err = started(tmp_path, 'train', '--preset', 'tiny', '--steps', 100_000, '--out', tmp_path / 'ck',
+                          '--device', 'cpu', ready=lambda _: ck.exists())   # the first checkpoint (step 10) is on disk
+    p.send_signal(getattr(signal, sig))
+    p.wait(timeout=120)
+    out, err = out.read_text(), err.read_text()
+    assert p.returncode == status, (p.returncode, err[-2000:])
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f'butterfly-diffusion train: stopped: {sig} received') and '--resume' in line, line
+    assert 'Traceback' not in err and 'Stopped after step' in out
+    assert read_checkpoint(ck)['step'] >= 10 and [f.name for f in ck.parent.iterdir()] == ['last.pt']
+
+
+@pytest.mark.parametrize('sig,status', [('SIGINT', 130), ('SIGTERM', 143)])
+def test_a_signal_stops_sampling_with_one_line_and_the_usual_status(tmp_path, sig, status):
+    import signal
+    p, out, err = started(tmp_path, 'sample', '--checkpoint', 'demo', '--n_per_class', 100, '--steps', 50,
+                          '--out', tmp_path / 's', ready=lambda text: 'sampling from' in text)   # sampling under way
+    p.send_signal(getattr(signal, sig))
+    p.wait(timeout=120)
+    err = err.read_text()
+    assert p.returncode == status, (p.returncode, err[-2000:])
+    assert err.strip().splitlines()[-1].startswith(f'butterfly-diffusion sample: stopped: {sig} received') and 'Traceback' not in err
+
+
+def test_two_runs_into_one_folder_never_lose_a_run(tmp_path):
+    "Two `train` into the same --out started together, ten times: exactly one trains, the other says who holds the folder."
+    from butterfly_diffusion.checkpoint import read_checkpoint
+    exe = Path(sys.executable).parent / 'butterfly-diffusion'
+    env = {'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PATH': '', 'HOME': str(tmp_path)}
+    for k in range(10):
+        out = tmp_path / f'race{k}'
+        runs = [subprocess.Popen([exe, 'train', '--preset', 'tiny', '--steps', str(steps), '--out', str(out), '--device', 'cpu'],
+                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                for steps in (30, 40)]
+        done = [(p.wait(timeout=300), p.communicate()) for p in runs]
+        codes = sorted(rc for rc, _ in done)
+        assert codes == [0, 2], [(rc, err[-600:]) for rc, (_, err) in done]
+        winner = [30, 40][[rc for rc, _ in done].index(0)]
+        lost = next(err for rc, (_, err) in done if rc == 2).strip().splitlines()[-1]
+        assert f'is in use: process ' in lost or 'already holds a training run' in lost, lost   # who, or what is there
+        assert 'Traceback' not in lost and read_checkpoint(out)['step'] == winner      # the winner's run, whole
+        assert sorted(f.name for f in out.iterdir()) == ['last.pt']
+
+
+def test_a_crashed_run_leaves_its_folder_free(tmp_path):
+    "SIGKILL a training run: the OS drops its lock, so the next start resumes at once."
+    import signal
+    ck = tmp_path / 'ck' / 'last.pt'
+    p, out, err = started(tmp_path, 'train', '--preset', 'tiny', '--steps', 100_000, '--out', tmp_path / 'ck',
+                          '--device', 'cpu', ready=lambda _: ck.exists())
+    p.send_signal(signal.SIGKILL); p.wait(timeout=60)
+    from butterfly_diffusion.checkpoint import read_checkpoint
+    n = read_checkpoint(ck)['step'] + 2
+    r = cli('train', '--preset', 'tiny', '--steps', n, '--out', tmp_path / 'ck', '--resume', '--device', 'cpu', cwd=tmp_path)
+    assert r.returncode == 0 and read_checkpoint(ck)['step'] == n, r.stderr[-1500:]

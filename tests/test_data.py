@@ -259,3 +259,69 @@ def test_species_subset_refuses_a_bad_count_or_an_existing_folder(tmp_path):
     (tmp_path / 'y').mkdir()
     r = species_subset(root, tmp_path / 'y', '--species', 2)
     assert r.returncode != 0 and 'exists' in r.stderr
+
+
+# ---- photos as a viewer shows them; what unzip tools leave; labels -----------------------------------------------
+
+def test_exif_orientation_is_applied(tmp_path):
+    "A phone photo stored sideways with an EXIF orientation loads upright, as viewers show it."
+    a = np.zeros((40, 40, 3), np.uint8); a[:20] = (255, 0, 0); a[20:] = (0, 0, 255)   # stored: red above blue
+    exif = Image.Exif(); exif[0x0112] = 6                                              # view rotated 90° clockwise
+    Image.fromarray(a).save(tmp_path / 'phone.jpg', exif=exif, quality=95)
+    Image.fromarray(a).save(tmp_path / 'plain.jpg', quality=95)
+    x, plain = load_image(tmp_path / 'phone.jpg', 16).float(), load_image(tmp_path / 'plain.jpg', 16).float()
+    assert (plain[0, :6] - plain[0, -6:]).mean() > 200                        # without EXIF: red on top
+    assert (x[0, :, -6:] - x[0, :, :6]).mean() > 200 and (x[0, :6] - x[0, -6:]).abs().mean() < 30   # upright: red on the right
+
+
+@pytest.mark.parametrize('mode,value,expect', [('F', 0.5, 128), ('F', 1.0, 255), ('I;16', 32896, 128), ('I', 200, 200)])
+def test_high_bit_depth_and_float_images_keep_their_brightness(tmp_path, mode, value, expect):
+    "Float TIFFs hold [0, 1] and 16-bit images [0, 65535]: both load at the brightness a viewer shows, not black."
+    f = tmp_path / f'grey-{mode.replace(";", "")}.{"tif" if mode != "I;16" else "png"}'
+    dtype = {'F': np.float32, 'I;16': np.uint16, 'I': np.int32}[mode]
+    img = Image.fromarray(np.full((24, 24), value, dtype)); assert img.mode == mode
+    img.save(f)
+    x = load_image(f, 8)
+    assert x.dtype == torch.uint8 and abs(x.float().mean().item() - expect) <= 1, (mode, x.float().mean())
+
+
+def test_what_unzip_tools_and_file_managers_leave_is_skipped(tmp_path):
+    root = make_example_dataset(tmp_path / 'ds', layout='folders')
+    species = sorted(p.name for p in root.iterdir())
+    (root / '__MACOSX' / species[0]).mkdir(parents=True)
+    (root / '__MACOSX' / species[0] / '._Image_1.jpg').write_bytes(b'\x00\x05\x16\x07 resource fork')
+    (root / species[0] / '._Image_1.jpg').write_bytes(b'\x00\x05\x16\x07 resource fork')
+    (root / species[1] / '.hidden').mkdir(); (root / species[1] / '.hidden' / 'x.jpg').write_bytes(b'not an image')
+    (root / '.DS_Store').write_bytes(b'Bud1')
+    files, labels = list_images(root)
+    assert sorted(set(labels)) == species and not any(f.name.startswith('.') or '__MACOSX' in f.parts for f in files)
+    assert len(get_data(root, image_size=16, val_fraction=0).train_ds) == len(files) == 15
+
+
+def test_one_image_with_two_species_is_refused_and_repeated_rows_count_once(tmp_path):
+    root = make_example_dataset(tmp_path / 'ds')
+    csv = root / 'Training_set.csv'
+    rows = csv.read_text().splitlines()
+    first_file, first_label = rows[1].split(',')
+    other = next(r.split(',')[1] for r in rows[1:] if r.split(',')[1] != first_label)
+    csv.write_text('\n'.join(rows + [rows[1]]) + '\n')                      # the same row twice: counted once
+    assert len(list_images(root)[0]) == len(rows) - 1
+    csv.write_text('\n'.join(rows + [f'{first_file},{other}']) + '\n')       # one image, two species: refused
+    with pytest.raises(ValueError, match=rf'gives 1 image\(s\) more than one species: {first_file} as'):
+        list_images(root)
+
+
+def test_labels_that_differ_only_in_unicode_form_are_one_species(tmp_path):
+    "'Café' typed on two systems (é as one code point, or e plus a combining accent) is one species, in both layouts."
+    nfc, nfd = 'Caf\u00e9 tiger', 'Cafe\u0301 tiger'
+    rows = ['filename,label']
+    for folder, n in ((nfc, 3), (nfd, 2), ('second', 3)):
+        (tmp_path / 'folders' / folder).mkdir(parents=True); (tmp_path / 'csv' / 'train').mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = draw_butterfly(len(rows) % 2, i, 24)
+            img.save(tmp_path / 'folders' / folder / f'{i}.png'); img.save(tmp_path / 'csv' / 'train' / f'{folder}-{i}.png')
+            rows.append(f'{folder}-{i}.png,{folder}')
+    (tmp_path / 'csv' / 'Training_set.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    for layout in ('folders', 'csv'):
+        files, labels = list_images(tmp_path / layout)
+        assert sorted(set(labels)) == sorted({nfc, 'second'}) and labels.count(nfc) == 5 and len(files) == 8, layout
