@@ -4,16 +4,17 @@
 
 # %% ../nbs/06a_checkpoint.ipynb #dd2e8101
 from __future__ import annotations
-import dataclasses, hashlib, importlib.resources, os, secrets, warnings
+import dataclasses, errno, hashlib, importlib.resources, os, secrets, warnings
 from pathlib import Path
 import torch
 from .core import Config, NetConfig, SAMPLING_FIELDS, get_device
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'RENAMED_IN_3', 'HISTORY_RENAMED_IN_3', 'WEIGHTS_DIR', 'upgrade_checkpoint', 'read_checkpoint',
-           'ema_weights', 'build_models', 'load_models', 'find_checkpoint', 'project_root', 'checkpoint_dir',
-           'atomic_save', 'export_weights', 'shipped_weights', 'resolve_weights', 'sha256']
+__all__ = ['CHECKPOINT_FORMAT', 'RENAMED_IN_3', 'HISTORY_RENAMED_IN_3', 'WEIGHTS_DIR', 'FULL', 'upgrade_checkpoint',
+           'read_checkpoint', 'ema_weights', 'build_models', 'load_models', 'find_checkpoint', 'project_root',
+           'checkpoint_dir', 'CannotWrite', 'atomic_save', 'export_weights', 'shipped_weights', 'resolve_weights',
+           'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
 CHECKPOINT_FORMAT = 3
@@ -109,6 +110,11 @@ def checkpoint_dir(name: str) -> Path:
 # %% ../nbs/06a_checkpoint.ipynb #cff8c4f6
 WEIGHTS_DIR = Path(str(importlib.resources.files('butterfly_diffusion'))) / 'weights'   # NAME.pt and its card NAME.md
 
+class CannotWrite(OSError):
+    "The disk refused a file (full, over quota, over the file-size limit, read-only); what was there is unchanged."
+
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}   # what the disk says when it cannot take more
+
 def atomic_save(obj: dict, path: Path) -> Path:
     "`torch.save` to a new temporary file beside `path`, flushed to disk, then renamed over it: never half a file."
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +123,17 @@ def atomic_save(obj: dict, path: Path) -> Path:
         with open(tmp, 'xb') as f:           # a new file, with the umask's permissions
             torch.save(obj, f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        cause = e if isinstance(e, OSError) else e.__context__   # torch.save reports the OS's error as its context
+        if isinstance(cause, OSError) and cause.errno in FULL:
+            kept = (f'{path} still holds what it held before, whole' if path.exists() else f'nothing was written to {path}')
+            err = CannotWrite(f'Cannot write {path}: {os.strerror(cause.errno).lower()}. {kept}. Free space (or raise the '
+                              'quota or file-size limit) and run again; a training run continues from its last checkpoint '
+                              'with --resume.')
+            err.errno = cause.errno
+            raise err from None
+        raise
     return path
 
 def export_weights(checkpoint: str | Path,   # a training checkpoint (file or folder)

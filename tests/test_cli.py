@@ -120,3 +120,23 @@ def test_a_crashed_run_leaves_its_folder_free(tmp_path):
     n = read_checkpoint(ck)['step'] + 2
     r = cli('train', '--preset', 'tiny', '--steps', n, '--out', tmp_path / 'ck', '--resume', '--device', 'cpu', cwd=tmp_path)
     assert r.returncode == 0 and read_checkpoint(ck)['step'] == n, r.stderr[-1500:]
+
+
+def test_a_full_disk_ends_training_in_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    "The disk refuses the next checkpoint (RLIMIT_FSIZE stands in for a full disk): one line, the old checkpoint whole."
+    import resource, signal
+    r = cli('train', '--preset', 'tiny', '--steps', 20, '--out', tmp_path / 'ck', '--device', 'cpu', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-1500:]
+    ck = tmp_path / 'ck' / 'last.pt'
+    before = ck.read_bytes()
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)            # the OS then says "file too large" instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, len(before) // 2))
+    exe = Path(sys.executable).parent / 'butterfly-diffusion'
+    r = subprocess.run([exe, 'train', '--preset', 'tiny', '--steps', '40', '--out', str(tmp_path / 'ck'), '--resume',
+                        '--device', 'cpu'], cwd=tmp_path, capture_output=True, text=True, preexec_fn=small_disk,
+                       env={'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PATH': '', 'HOME': str(tmp_path)})
+    line = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert line.startswith(f'butterfly-diffusion train: error: Cannot write {ck}: file too large. {ck} still holds'), line
+    assert ck.read_bytes() == before and [f.name for f in ck.parent.iterdir()] == ['last.pt']   # whole, no temp file
