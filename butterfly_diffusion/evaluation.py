@@ -21,7 +21,7 @@ from .core import get_config, get_device, seed_everything, show_images, image_gr
 from .synthetic import species_names
 from .data import PICTURES, SyntheticButterflies, get_data
 from .scheduler import NoiseSchedule
-from .checkpoint import WEIGHTS_DIR, atomic_save
+from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weights
 from .guidance import Pipeline, load_pipeline, slug
 
 # %% auto #0
@@ -264,6 +264,11 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
     "Real images, unguided and guided samples of every species (and, from a class-conditional UNet, samples given only the species), each measured against held-out real images."
     pipe = load_pipeline(checkpoint, device)
     cfg, classes = pipe.cfg, pipe.classes
+    source = read_checkpoint(resolve_weights(checkpoint)).get('run', {}).get('source')
+    if data is None and (source not in (None, 'built-in') or classes != species_names(len(classes), cfg.seed)):
+        raise ValueError(f'{checkpoint} was trained on {source or "a dataset of its own"} ({len(classes)} species such as '
+                         f'{classes[0]!r}), not on the built-in butterflies: measure it against that data, with '
+                         f'data={source or "..."!r} (--data {source or "PATH"}).')
     n = n_per_class * len(classes)
     ref = reference_for(data, cfg.image_size, classes, n_per_class, cfg.seed, progress)
     rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)

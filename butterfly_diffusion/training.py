@@ -26,7 +26,7 @@ from .step import noisy_batch, unwrap, TrainState, make_state, train_step
 
 # %% auto #0
 __all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t',
-           'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'data_fingerprint', 'run_identity',
+           'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'file_sha256', 'data_fingerprint', 'run_identity',
            'check_resumable', 'restore_state', 'batches', 'Recipe', 'check_compatible', 'prepare_out',
            'resume_if_restarted', 'FolderInUse', 'run_folder_lock', 'lock_holder', 'stop_signals', 'lr_at', 'set_lr',
            'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
@@ -136,18 +136,33 @@ def remove_stale_temp(folder: Path) -> list[Path]:
 # %% ../nbs/07_training.ipynb #426c198f
 RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay',
               'min_snr_gamma')
-RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total'}
+RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total',
+             'source': 'the same data may move to another folder: its file names, sizes and contents must match'}
+
+def file_sha256(path) -> str:
+    "The SHA-256 of a file's bytes, read in 1 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
 
 def data_fingerprint(data: ButterflyData) -> dict:
-    "The training set's identity: class list, image count and a hash of its file list (of its recipe if it has no files)."
+    "The training set's identity: class list, image count, a hash of its file list and one of its files' bytes (of its recipe if it has no files)."
     ds = data.train_ds
-    if getattr(ds, 'files', None) is not None: items = [f'{data.classes[y]}/{Path(f).name}' for f, y in zip(ds.files, ds.targets)]
+    files = getattr(ds, 'files', None)
+    if files is not None: items = [f'{data.classes[y]}/{Path(f).name}' for f, y in zip(files, ds.targets)]
     else: items = [type(ds).__name__] + [f'{k}={getattr(ds, k)}' for k in ('n_per_class', 'seed', 'first_index') if hasattr(ds, k)]
-    return dict(classes=list(data.classes), images=len(ds), files_sha256=hashlib.sha256('\n'.join(items).encode()).hexdigest())
+    out = dict(classes=list(data.classes), images=len(ds), files_sha256=hashlib.sha256('\n'.join(items).encode()).hexdigest())
+    if files is not None:   # the same names over other pictures are other data (57 MB of photos hash in a fraction of a second)
+        out['contents_sha256'] = hashlib.sha256('\n'.join(f'{i} {file_sha256(f)}' for i, f in zip(items, files)).encode()).hexdigest()
+    return out
 
-def run_identity(cfg: Config, data: ButterflyData, steps: int, p_uncond: float) -> dict:
-    "What defines a run, as recorded in its checkpoints: the data's fingerprint, `RUN_FIELDS` of `cfg`, label dropout, budget."
-    return dict(**data_fingerprint(data), **{k: getattr(cfg, k) for k in RUN_FIELDS}, p_uncond=p_uncond, steps=steps)
+def run_identity(cfg: Config, data: ButterflyData, steps: int, p_uncond: float,
+                 source: str | None = None) -> dict:   # where the data came from: 'built-in', or the dataset's path
+    "What defines a run, as recorded in its checkpoints: the data's fingerprint and source, `RUN_FIELDS` of `cfg`, label dropout, budget."
+    return dict(**data_fingerprint(data), **{k: getattr(cfg, k) for k in RUN_FIELDS}, p_uncond=p_uncond, steps=steps,
+                **({'source': source} if source else {}))
+
 
 # %% ../nbs/07_training.ipynb #83f507be
 def _show(v): return f'{len(v)} classes {v[:3]}{"..." if len(v) > 3 else ""}' if isinstance(v, list) else repr(v)
@@ -161,7 +176,7 @@ def check_resumable(ckpt: dict, now: dict) -> None:
         raise ValueError(f'Cannot resume: this run differs from the checkpoint\'s in what defines it — '
                          + '; '.join(f'{k}: {_show(recorded[k])} in the checkpoint, {_show(now[k])} now' for k in fixed)
                          + '. Resume with the checkpoint\'s data and settings, or start a new run (another --out folder, '
-                         f'or --overwrite to replace it). Only {", ".join(RESUMABLE)} may change on purpose when resuming.')
+                         f'or --overwrite to replace it). Only the budget (steps) and the folder of the data (source) may change on purpose when resuming.')
     if 'steps' in diff and now.get('lr_decay_to', 1) < 1:
         warnings.warn(f'Resuming with steps={now["steps"]} instead of {recorded["steps"]}: the learning-rate cosine '
                       f'(lr_decay_to={now["lr_decay_to"]}) now spans {now["steps"]} steps from here on.')
@@ -416,6 +431,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     world, device = init_world(get_device(device or next(model_0.parameters()).device))   # under torchrun: join the others
     with run_folder_lock(out, world):        # one process trains into `out` at a time; then check it again, as its owner
         out = prepare_out(out, resume, overwrite, clean=world.main)
+        source = 'built-in' if data is None else None if isinstance(data, ButterflyData) else str(Path(data).expanduser().resolve())
         data = data if isinstance(data, ButterflyData) else get_data(
             data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
             batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
@@ -431,7 +447,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         s.nets = nets
         dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world.rank, world.size, pin_memory=device.type == 'cuda')
         steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
-        s.run = run_identity(cfg, data, steps, p_uncond)
+        s.run = run_identity(cfg, data, steps, p_uncond, source)
         if resume: restore_state(s, read_checkpoint(out / 'last.pt' if resume is True else resume))
         if s.step > steps: raise ValueError(f'The checkpoint is at step {s.step}, past steps={steps}: ask for steps >= {s.step} '
                                             'to continue it, or load it with load_models to use it as it is.')

@@ -125,7 +125,7 @@ def test_output_folder_not_writable(capsys, tmp_path, monkeypatch):
 def test_resume_of_another_run_lists_the_differences(ck, change, shown):
     before = snapshot(ck)
     with pytest.raises(ValueError) as e: train(ck, 4, cfg=get_config('tiny', **change), resume=True)
-    assert shown in str(e.value) and 'start a new run' in str(e.value) and 'Only steps may change' in str(e.value)
+    assert shown in str(e.value) and 'start a new run' in str(e.value) and 'Only the budget (steps) and the folder of the data' in str(e.value)
     assert snapshot(ck) == before
 
 

@@ -2,6 +2,7 @@
 import subprocess, sys
 from pathlib import Path
 import pytest
+from PIL import Image
 from butterfly_diffusion.data import make_example_dataset
 
 
@@ -140,3 +141,21 @@ def test_a_full_disk_ends_training_in_one_line_and_keeps_the_last_checkpoint(tmp
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
     assert line.startswith(f'butterfly-diffusion train: error: Cannot write {ck}: file too large. {ck} still holds'), line
     assert ck.read_bytes() == before and [f.name for f in ck.parent.iterdir()] == ['last.pt']   # whole, no temp file
+
+
+def test_a_run_knows_its_data_resume_and_evaluate_check_it(tmp_path):
+    "The same file names over other pictures cannot resume a run; a moved dataset can; evaluate asks for the run's data."
+    root = make_example_dataset(tmp_path / 'data', layout='folders', num_classes=3, n_per_class=6)
+    train = lambda data, *a: cli('train', '--preset', 'tiny', '--data', data, '--batch_size', 4, '--out', tmp_path / 'ck',
+                                 '--device', 'cpu', *a, cwd=tmp_path)
+    assert train(root, '--steps', 2).returncode == 0
+    moved = root.rename(tmp_path / 'moved')                                   # the same photos in another folder
+    r = train(moved, '--steps', 3, '--resume')
+    assert r.returncode == 0, r.stderr[-1500:]
+    photo = sorted((moved / sorted(p.name for p in moved.iterdir())[0]).iterdir())[0]
+    Image.new('RGB', (40, 40), (200, 30, 30)).save(photo, format=Image.open(photo).format)   # another picture, same name
+    r = train(moved, '--steps', 4, '--resume')
+    assert r.returncode == 2 and 'Cannot resume' in r.stderr and 'contents_sha256' in r.stderr, r.stderr[-1500:]
+    r = cli('evaluate', '--checkpoint', tmp_path / 'ck', '--n_per_class', 1, '--out', tmp_path / 'e', cwd=tmp_path)
+    assert r.returncode == 2 and f'--data {moved.resolve()}' in r.stderr and 'not on the built-in butterflies' in r.stderr, r.stderr
+    assert not (tmp_path / 'e').exists()
