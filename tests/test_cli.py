@@ -50,9 +50,10 @@ def started(tmp_path, *args, ready):
     import time
     exe = Path(sys.executable).parent / 'butterfly-diffusion'
     out, err = tmp_path / 'stdout.txt', tmp_path / 'stderr.txt'
+    import signal    # as from a terminal: Ctrl-C reaches it (a test runner's worker may ignore SIGINT, which children inherit)
     p = subprocess.Popen([exe, *map(str, args)], cwd=tmp_path, stdout=out.open('w'), stderr=err.open('w'),
                          env={'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PATH': '', 'HOME': str(tmp_path),
-                              'PYTHONUNBUFFERED': '1'})
+                              'PYTHONUNBUFFERED': '1'}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not ready(out.read_text()):
         assert p.poll() is None and time.time() - t0 < 120, err.read_text()[-2000:]
