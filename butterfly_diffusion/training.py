@@ -289,19 +289,20 @@ def run_folder_lock(out: Path | None,        # the run folder (None: nothing to 
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_RDONLY)
     try:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != os.stat(out).st_ino: raise BlockingIOError   # the folder was removed and made again
+        except (BlockingIOError, FileNotFoundError):
             raise FolderInUse(f'{out} is in use: {lock_holder(out)} is training into it right now. Wait for it to end, or '
                               'stop it (Ctrl-C: it saves) and continue with --resume; or train into another folder (--out).') from None
-        yield
-    finally:
-        if created and not any(out.iterdir()): out.rmdir()   # a run that failed before its first checkpoint leaves no folder
-        os.close(fd)                        # releases the lock
+        try: yield
+        finally:   # only its owner may remove it: a run that failed before its first checkpoint leaves no folder
+            if created and not any(out.iterdir()): out.rmdir()
+    finally: os.close(fd)                   # releases the lock
 
 def lock_holder(folder) -> str:
     "Which process holds the lock on `folder`, read from /proc/locks (Linux); 'another process' where that cannot be read."
-    ino = str(os.stat(folder).st_ino)
-    try: lines = Path('/proc/locks').read_text().splitlines()
+    try: ino, lines = str(os.stat(folder).st_ino), Path('/proc/locks').read_text().splitlines()
     except OSError: return 'another process'
     for line in lines:                      # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF" ("1: -> ..." waits)
         f = line.replace('->', '').split()
