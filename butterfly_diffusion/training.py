@@ -258,9 +258,9 @@ def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, im
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
                 resume: bool | str | Path,  # as in `train_classifier_guidance`
                 overwrite: bool = False,  # start again over a checkpoint in `out`
-                clean: bool = True        # delete what a killed run left half-written (only while owning the folder)
+                clean: bool = False       # delete what a killed run left half-written: only as the folder's owner (`run_folder_lock`)
                ) -> Path | None:
-    "Check the checkpoint folder before any work; then delete what a killed run left there half-written."
+    "Check the checkpoint folder before any work; with `clean`, delete what a killed run left there half-written."
     if out is None: return None
     out = check_writable_dir(out, 'checkpoint folder (out, --out)')
     if resume and overwrite:
@@ -424,7 +424,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
     "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
     resume, overwrite = resume_if_restarted(out, resume, overwrite)
-    out = prepare_out(out, resume, overwrite, clean=False)   # before any work: a run already in `out` is never lost
+    out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
     cfg = override(override(get_config('seed'), net=model_0.config) if cfg is None else cfg, num_classes=num_classes, **overrides)
     check_counts(steps=steps)
     if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
