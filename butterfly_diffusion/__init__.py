@@ -1,11 +1,20 @@
 "Class-conditional butterfly generation with a DDPM steered by classifier guidance."
 __version__ = "0.1.0"
 
-# The seed's API, importable as `import butterfly_diffusion as bd; bd.UNet` etc.
-from .core import Config, NetConfig, get_config, get_device, seed_everything, show_images
-from .data import get_data, SyntheticButterflies
-from .unet import UNet, UNet_classifier, UNetClassifier
-from .scheduler import NoiseSchedule
-from .checkpoint import load_models, find_checkpoint, shipped_weights
-from .training import train_classifier_guidance
-from .guidance import sample, generate_and_save_images, load_pipeline, Pipeline
+# The seed's API, importable as `import butterfly_diffusion as bd; bd.UNet` or `from butterfly_diffusion import UNet`.
+# Each name loads its module (and PyTorch) when first used, so the command line starts at once and can answer Ctrl-C.
+_API = {'core': ['Config', 'NetConfig', 'get_config', 'get_device', 'seed_everything', 'show_images'],
+        'data': ['get_data', 'SyntheticButterflies'],
+        'unet': ['UNet', 'UNet_classifier', 'UNetClassifier'],
+        'scheduler': ['NoiseSchedule'],
+        'checkpoint': ['load_models', 'find_checkpoint', 'shipped_weights'],
+        'training': ['train_classifier_guidance'],
+        'guidance': ['sample', 'generate_and_save_images', 'load_pipeline', 'Pipeline']}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+
+def __getattr__(name):
+    if name not in _WHERE: raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    import importlib
+    return getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)
+
+def __dir__(): return sorted([*globals(), *_WHERE])

@@ -4,17 +4,17 @@
 
 # %% ../nbs/06a_checkpoint.ipynb #dd2e8101
 from __future__ import annotations
-import dataclasses, errno, hashlib, importlib.resources, os, secrets, warnings
+import contextlib, dataclasses, errno, hashlib, importlib.resources, os, secrets, shutil, signal, tempfile, threading, warnings
 from pathlib import Path
 import torch
-from .core import Config, NetConfig, SAMPLING_FIELDS, get_device
+from .core import Config, NetConfig, SAMPLING_FIELDS, as_path, get_device
 from .unet import UNet, UNet_classifier
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'RENAMED_IN_3', 'HISTORY_RENAMED_IN_3', 'WEIGHTS_DIR', 'FULL', 'upgrade_checkpoint',
            'read_checkpoint', 'ema_weights', 'build_models', 'load_models', 'find_checkpoint', 'project_root',
-           'checkpoint_dir', 'CannotWrite', 'atomic_save', 'export_weights', 'shipped_weights', 'resolve_weights',
-           'sha256']
+           'checkpoint_dir', 'CannotWrite', 'atomic_save', 'signals_held', 'write_all', 'export_weights',
+           'shipped_weights', 'resolve_weights', 'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
 CHECKPOINT_FORMAT = 3
@@ -44,8 +44,8 @@ def upgrade_checkpoint(ckpt: dict) -> dict:
 
 # %% ../nbs/06a_checkpoint.ipynb #f2b8cf6c
 def read_checkpoint(path: str | Path) -> dict:
-    "Load a checkpoint safely (`weights_only=True`) onto the CPU, in format 2, with a clear error if it is missing or not ours."
-    path = Path(path)
+    "Load a checkpoint safely (`weights_only=True`) onto the CPU, in format 3, with a clear error if it is missing or not ours."
+    path = as_path(path, 'checkpoint')
     if path.is_dir(): path = path / 'last.pt'
     if not path.exists():
         raise FileNotFoundError(f'No checkpoint at {path}. Train one first, e.g. `butterfly-diffusion train '
@@ -74,8 +74,13 @@ def build_models(ckpt: dict, device=None, ema: bool = True) -> tuple:
     "`(unet, classifier, cfg, classes)` from a checkpoint already read, in eval mode on `device`."
     cfg, device = Config.from_dict(ckpt['config']), get_device(device)
     unet, classifier = UNet(cfg.net, ckpt.get('unet_classes')), UNet_classifier(len(ckpt['classes']), cfg.net)
-    unet.load_state_dict(ema_weights(ckpt['ema']) if ema and 'ema' in ckpt else ckpt['unet'])
-    classifier.load_state_dict(ckpt['classifier'])
+    for net, weights in ((unet, ema_weights(ckpt['ema']) if ema and 'ema' in ckpt else ckpt['unet']), (classifier, ckpt['classifier'])):
+        try: net.load_state_dict(weights)
+        except RuntimeError as e:   # torch lists every missing, unexpected and mis-shaped tensor: name the first
+            first = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))[:200]
+            raise ValueError(f'The checkpoint\'s {type(net).__name__} weights do not fit the network its config describes '
+                             f'({first}): the file was changed after training, or written by other code. Use another '
+                             'checkpoint, or the weights that ship with the package.') from None
     as_trained = dict(device=device, memory_format=torch.channels_last)   # as in training: oneDNN's convolutions are ~8% faster
     return unet.to(**as_trained).eval(), classifier.to(**as_trained).eval(), cfg, list(ckpt['classes'])
 
@@ -115,6 +120,15 @@ class CannotWrite(OSError):
 
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}   # what the disk says when it cannot take more
 
+def _refused(e: BaseException, path: Path, kept: str, then: str = '') -> None:
+    "Raise `CannotWrite` (one sentence: the file, what was kept, what to do) if `e` is the disk refusing `path`."
+    cause = e if isinstance(e, OSError) else e.__context__   # torch.save reports the OS's error as its context
+    if isinstance(cause, OSError) and cause.errno in FULL:
+        err = CannotWrite(f'Cannot write {path}: {os.strerror(cause.errno).lower()}. {kept}. Free space (or raise the '
+                          f'quota or file-size limit) and run again{then}.')
+        err.errno = cause.errno
+        raise err from None
+
 def atomic_save(obj: dict, path: Path) -> Path:
     "`torch.save` to a new temporary file beside `path`, flushed to disk, then renamed over it: never half a file."
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,16 +139,39 @@ def atomic_save(obj: dict, path: Path) -> Path:
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        cause = e if isinstance(e, OSError) else e.__context__   # torch.save reports the OS's error as its context
-        if isinstance(cause, OSError) and cause.errno in FULL:
-            kept = (f'{path} still holds what it held before, whole' if path.exists() else f'nothing was written to {path}')
-            err = CannotWrite(f'Cannot write {path}: {os.strerror(cause.errno).lower()}. {kept}. Free space (or raise the '
-                              'quota or file-size limit) and run again; a training run continues from its last checkpoint '
-                              'with --resume.')
-            err.errno = cause.errno
-            raise err from None
+        _refused(e, path, f'{path} still holds what it held before, whole' if path.exists() else f'Nothing was written to {path}',
+                 '; a training run continues from its last checkpoint with --resume')
         raise
     return path
+
+@contextlib.contextmanager
+def signals_held():
+    "Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver them as they would have been (main thread only)."
+    held, main = [], threading.current_thread() is threading.main_thread()
+    before = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try: yield
+    finally:
+        for s, handler in before.items(): signal.signal(s, handler)
+        if held: signal.raise_signal(held[0])
+
+def write_all(out: str | Path,   # the folder to write into (made if missing)
+              files: dict        # file name -> a function that writes that file to the path it is given
+             ) -> dict:
+    "Write every file of `files` into `out`, all or nothing: each is written in a hidden folder of `out`, then all are moved in."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob('.writing-*'):                    # what a killed writer left (its process is gone): never seen
+        if not Path(f'/proc/{old.name.split("-")[1]}').exists(): shutil.rmtree(old, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f'.writing-{os.getpid()}-', dir=out))
+    name = None
+    try:
+        for name, write in files.items(): write(stage / name)
+        with signals_held():
+            for name in files: os.replace(stage / name, out / name)
+    except BaseException as e:
+        _refused(e, out / (name or ''), f'None of the {len(files)} files was written to {out}; what it held is unchanged')
+        raise
+    finally: shutil.rmtree(stage, ignore_errors=True)
+    return {name: out / name for name in files}
 
 def export_weights(checkpoint: str | Path,   # a training checkpoint (file or folder)
                    out: str | Path,          # the weights file to write
@@ -163,7 +200,7 @@ def shipped_weights() -> list[str]:
 
 def resolve_weights(path_or_name: str | Path) -> Path:
     "A checkpoint file or folder as it is; a shipped name (e.g. 'demo') as its file; otherwise a clear error."
-    p = Path(path_or_name)
+    p = as_path(path_or_name, 'checkpoint')
     if p.exists(): return find_checkpoint(p)
     if (WEIGHTS_DIR / f'{path_or_name}.pt').exists(): return WEIGHTS_DIR / f'{path_or_name}.pt'
     raise FileNotFoundError(f'No checkpoint (last.pt) found at {p.resolve()}, and {str(path_or_name)!r} is not the name of '

@@ -9,11 +9,12 @@ import torch
 from pathlib import Path
 from fastcore.script import anno_parser, store_true, Param
 
-from .core import get_config, get_device, seed_everything, check_counts, check_sampling, check_writable_dir
+from .core import (get_config, get_device, seed_everything, check_counts, check_sampling, check_writable_dir,
+                                     check_fields, command_line)
 from .data import list_images
 from .unet import UNet, UNet_classifier
 from .checkpoint import read_checkpoint, resolve_weights
-from .training import train_classifier_guidance, prepare_out, resume_if_restarted
+from .training import train_classifier_guidance, prepare_out, resume_if_restarted, check_out_outside_data
 from .guidance import generate_and_save_images, load_pipeline
 from .distributed import WorldError, local_device
 
@@ -37,10 +38,15 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
     check_counts(steps=steps, num_classes=num_classes, batch_size=batch_size)      # 0 is an error, None the default
     if conditional and unconditional: raise ValueError('--conditional and --unconditional exclude each other: give one of them.')
     out = Path(out or Path('checkpoints') / preset)
+    check_out_outside_data(out, data)
     resume, overwrite = resume_if_restarted(out, resume, overwrite)   # torchrun --max-restarts: continue the run
     out = prepare_out(out, resume, overwrite)                         # before any work
     dev = local_device(get_device(device))   # under torchrun on CUDA: this process's own GPU
-    if data and num_classes is None: num_classes = len(set(list_images(data)[1]))   # every species found at --data
+    found = len(set(list_images(data)[1])) if data else None          # every species found at --data
+    if found and num_classes not in (None, found):
+        raise ValueError(f'--data {data} holds {found} species but --num_classes {num_classes}: leave --num_classes out '
+                         f'(training takes every species of --data), or give --num_classes {found}.')
+    num_classes = num_classes or found
     given = dict(batch_size=batch_size, num_classes=num_classes, conditional=True if conditional else False if unconditional else None)
     cfg = get_config(preset, **{k: v for k, v in given.items() if v is not None})
     seed_everything(cfg.seed)
@@ -72,7 +78,7 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
            device: Param('cuda, mps or cpu', str) = None):
     "Write classifier-guided sample grids per species to --out."
     import matplotlib; matplotlib.use('Agg')
-    check_counts(num_classes=num_classes, n_per_class=n_per_class)
+    check_counts(num_classes=num_classes, n_per_class=n_per_class); check_fields(seed=seed)
     check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps)
     if method not in ('ddim', 'ddpm'): raise ValueError(f'--method {method!r}: use ddim (fast) or ddpm (every step).')
     try: species = [int(s) for s in species.split(',')] if species else None
@@ -102,7 +108,7 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
-    check_counts(n_per_class=n_per_class)
+    check_counts(n_per_class=n_per_class); check_fields(seed=seed)
     check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
     check_writable_dir(out, 'picture folder (--out)')                    # before any work
     import matplotlib; matplotlib.use('Agg')
@@ -174,7 +180,8 @@ def main(argv: list[str] | None = None):
     args = anno_parser(f, prog=f'butterfly-diffusion {argv[0]}').parse_args(argv[1:]).__dict__
     args.pop('xtra', None); args.pop('pdb', None)
     old_term = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
-    try: f(**args)
+    try:
+        with command_line(): f(**args)       # messages name settings as flags: --steps, not steps=
     except USER_ERRORS as e:
         if debug: traceback.print_exc()
         print(f'butterfly-diffusion {argv[0]}: error: {" ".join(str(e).splitlines())}', file=sys.stderr)
@@ -196,4 +203,4 @@ AFTER_STOP = {   # what a stopped command leaves, and how to go on
     'train': 'A checkpoint in --out is never half-written: run the same command with --resume to continue from it.',
     'demo': 'A checkpoint in --out is never half-written: run the same command again to continue from it.',
     'sample': 'Run the command again: it draws every grid anew.',
-    'evaluate': 'Nothing was written: run the command again.'}
+    'evaluate': 'Its pictures are written all together or not at all: run the command again.'}

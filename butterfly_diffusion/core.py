@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #7bf80a70
 from __future__ import annotations
-import os, re, math, numbers, random, dataclasses, contextlib
+import os, re, math, numbers, random, dataclasses, contextlib, contextvars
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -14,9 +14,10 @@ from torchvision.utils import make_grid
 
 # %% auto #0
 __all__ = ['SAMPLING', 'SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
-           'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'available_devices',
-           'get_device', 'autocast', 'check_counts', 'check_sampling', 'check_writable_dir', 'seed_everything',
-           'rank_seed', 'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
+           'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'command_line',
+           'on_command_line', 'option', 'available_devices', 'get_device', 'autocast', 'check_counts', 'check_sampling',
+           'check_fields', 'free_memory', 'check_room', 'as_path', 'check_writable_dir', 'seed_everything', 'rank_seed',
+           'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'guidance_t_max': (lambda v: _whole(v, 0), 'a whole number >= 0'),
     'guidance_temperature': (lambda v: _real(v) and 0.01 <= v <= 1000, 'a number in [0.01, 1000] (1: plain log p; below 0.01 the softmax overflows)'),
     'cfg_scale': (lambda v: _real(v) and 0 <= v <= MAX_GUIDANCE_SCALE, f'a finite number in [0, {MAX_GUIDANCE_SCALE:g}]; 0: none'),
-    'seed': (lambda v: _whole(v, 0), 'a whole number >= 0'),
+    'seed': (lambda v: _whole(v, 0) and v < 2 ** 63, 'a whole number in [0, 2**63)'),
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
     'conditional': (lambda v: isinstance(v, bool), 'True or False'),
 }
@@ -210,6 +211,23 @@ def get_config(name: str | None = None,  # preset name: 'tiny', 'demo', 'photos'
     return override(PRESETS[name], **overrides)
 
 
+# %% ../nbs/00_core.ipynb #6db53c23
+_where = contextvars.ContextVar('where', default='python')   # who reads the messages: Python code or a command line
+
+@contextlib.contextmanager
+def command_line():
+    "Inside this block, messages name settings as the command line gives them (`--steps 0`), not as Python does (`steps=0`)."
+    token = _where.set('command line')
+    try: yield
+    finally: _where.reset(token)
+
+def on_command_line() -> bool: return _where.get() == 'command line'
+
+def option(name: str, value=...) -> str:
+    "Setting `name` (with `value`) as the user gives it where they are: `--name value` on the command line, `name=value` in Python."
+    if on_command_line(): return f'--{name}' + ('' if value is ... else f' {value}')
+    return f'{name}=' + ('...' if value is ... else repr(value))
+
 # %% ../nbs/00_core.ipynb #a70f46df
 def available_devices() -> list[str]:
     "The devices torch can use here, e.g. `['cuda:0 (NVIDIA H200)', 'cpu']`."
@@ -232,7 +250,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if missing:
         why = ' (this PyTorch was built without CUDA)' if d.type == 'cuda' and torch.version.cuda is None else ''
         raise ValueError(f'Device {str(d)!r} is not available here{why}; the devices here are: {here}. '
-                         'Pass one of them (e.g. --device cpu), or leave it out to use the best one.')
+                         f'Pass one of them (e.g. {option("device", "cpu")}), or leave it out to use the best one.')
     return d
 
 def autocast(device: torch.device):
@@ -242,7 +260,7 @@ def autocast(device: torch.device):
 # %% ../nbs/00_core.ipynb #661010d2
 def check_counts(**counts) -> None:
     "Raise one `ValueError` naming every count that is given (not None) but not a whole number >= 1."
-    bad = [f'{k}={v!r}' for k, v in counts.items() if v is not None and not _whole(v)]
+    bad = [option(k, v) for k, v in counts.items() if v is not None and not _whole(v)]
     if bad: raise ValueError(f'{", ".join(bad)}: a count must be a whole number >= 1 (leave it out for the default).')
 
 def check_sampling(**settings) -> None:
@@ -251,15 +269,38 @@ def check_sampling(**settings) -> None:
         raise TypeError(f'unknown sampling setting(s) {unknown}: choose among {list(SAMPLING)}.')
     ranges = {k: CONFIG_RANGES[f] if f else (lambda v: isinstance(v, bool), 'True or False') for k, f in SAMPLING.items()}
     ranges['steps'] = (lambda v: v == 'ddpm' or _whole(v), "a whole number >= 1 (DDIM steps), or 'ddpm' (every step)")
-    bad = [f'{k}={v!r} (must be {ranges[k][1]})' for k, v in settings.items() if v is not None and not ranges[k][0](v)]
+    bad = [f'{option(k, v)} (must be {ranges[k][1]})' for k, v in settings.items() if v is not None and not ranges[k][0](v)]
     if bad: raise ValueError(f'Sampling settings that make no sense: {"; ".join(bad)}. Give a value in range, or leave it out for the default.')
 
+def check_fields(**values) -> None:
+    "Raise one `ValueError` naming each value given (not None) outside the range of the `Config` field of its name, e.g. `seed`."
+    bad = [f'{option(k, v)} (must be {CONFIG_RANGES[k][1]})' for k, v in values.items() if v is not None and not CONFIG_RANGES[k][0](v)]
+    if bad: raise ValueError(f'{"; ".join(bad)}. Give a value in range, or leave it out for the default.')
+
+def free_memory() -> int | None:
+    "Bytes of memory a new allocation can take here (Linux's MemAvailable), or None where that is unknown."
+    try:
+        with open('/proc/meminfo') as f: return next(int(l.split()[1]) * 1024 for l in f if l.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError): return None
+
+def check_room(nbytes: int, what: str, fix: str) -> None:
+    "Refuse work that needs more memory than is free (it would fail after minutes, or make the machine swap): say what and how to shrink it."
+    free = free_memory()
+    if free is not None and nbytes > free:
+        raise ValueError(f'{what} need about {nbytes / 2**30:.1f} GiB of memory; {free / 2**30:.1f} GiB is free here. {fix}')
+
 # %% ../nbs/00_core.ipynb #9ea3d578
+def as_path(path, what: str = 'path') -> Path:
+    "`path` (a `str` or `os.PathLike`) as a `Path` with `~` expanded; anything else (None, a number) a `TypeError` saying what to give."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f'{what}={path!r}: give a path, as a str or a pathlib.Path.')
+    return Path(path).expanduser()
+
 def check_writable_dir(path,                         # a folder, made later if it does not exist yet
                        what: str = 'output folder'   # what it is, for the message (e.g. '--out')
                       ) -> Path:
     "`path` as a `Path`, after checking that it is, or can be made as, a folder you can write to; creates nothing."
-    path = Path(path).expanduser()
+    path = as_path(path, 'out')
     p = path
     while not p.exists() and p != p.parent: p = p.parent            # the deepest part that is already there
     if not p.is_dir():
@@ -273,6 +314,7 @@ def check_writable_dir(path,                         # a folder, made later if i
 # %% ../nbs/00_core.ipynb #903566bb
 def seed_everything(seed: int = 0) -> torch.Generator:
     "Seed `random`, NumPy and PyTorch (all devices); return a CPU generator seeded the same way."
+    check_fields(seed=seed)               # what every generator accepts: a whole number in [0, 2**63)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, DataLoader
 from torchvision.transforms import RandomHorizontalFlip
 from tqdm.auto import tqdm
 from .synthetic import species_names, draw_butterfly, image_to_uint8, uint8_to_float
-from .core import rank_seed
+from .core import as_path, on_command_line, option, rank_seed
 
 # %% auto #0
 __all__ = ['MAX_CACHE_MB', 'PICTURES', 'IMAGE_EXTENSIONS', 'CachedImageDataset', 'SyntheticButterflies', 'to_rgb',
@@ -198,7 +198,8 @@ def read_csv_layout(csv_path,        # a CSV with `filename` and `label` columns
     if absent:
         raise FileNotFoundError(f'{len(absent)} of the {len(files)} images listed in {csv_path} are not in {image_dir}: '
                                 f'{", ".join(absent[:5])}{", ..." if len(absent) > 5 else ""}. Put them there (the Kaggle '
-                                'layout has them in train/ beside the CSV), pass image_dir=, or delete their rows.')
+                                'layout has them in train/ beside the CSV)' + ('' if on_command_line() else ', pass image_dir=')
+                                + ', or delete their rows.')
     return files, list(df.label)
 
 # %% ../nbs/01a_data.ipynb #d52bf694
@@ -220,7 +221,7 @@ def read_class_folders(root  # a folder with one sub-folder of images per specie
                        and not skipped(f.relative_to(root)))
         if not found:
             raise ValueError(f'Class folder {d} has no images (looked for {", ".join(IMAGE_EXTENSIONS)}). '
-                             f'Add images of {d.name!r} or remove the folder.')
+                             f'Add images of {d.name!r}, or move that folder out of {root}.')
         files += found; labels += [unicodedata.normalize('NFC', d.name)] * len(found)
     return files, labels
 
@@ -255,7 +256,7 @@ def check_labels(labels: list[str], source) -> None:
 def list_images(path  # a CSV file, a folder holding one CSV with filename,label columns, or a folder of class folders
                ) -> tuple[list[Path], list[str]]:
     "Image files and species names found at `path`, in whichever of the two layouts it uses; labels checked."
-    path = Path(path).expanduser()
+    path = as_path(path, 'data')
     if not path.exists():
         raise FileNotFoundError(f'{path} does not exist. Pass the dataset folder (class folders, or one holding '
                                 'Training_set.csv and train/), its CSV, or path=None for the built-in butterflies.')
@@ -304,10 +305,7 @@ def stratified_split(targets: list,              # the label of every item
     for i, t in enumerate(targets): by_class.setdefault(int(t), []).append(i)
     train, valid = [], []
     for c, idx in sorted(by_class.items()):
-        if val_fraction > 0 and len(idx) < 2:
-            raise ValueError(f'Class {classes[c] if classes else c!r} has only 1 image, too few to split into training '
-                             'and validation: add images of it, or pass val_fraction=0.')
-        n_val = min(len(idx) - 1, max(1, round(len(idx) * val_fraction))) if val_fraction > 0 else 0
+        n_val = min(len(idx) - 2, max(1, round(len(idx) * val_fraction))) if val_fraction > 0 and len(idx) > 2 else 0
         random.Random(f'split:{seed}:{c}').shuffle(idx)
         valid += idx[:n_val]; train += idx[n_val:]
     return sorted(train), sorted(valid)
@@ -344,8 +342,8 @@ def _real_datasets(path, image_size, num_classes, val_fraction, seed, transform,
     if verify: check_images(files, image_size)
     classes = sorted(set(names))
     if num_classes is not None and num_classes != len(classes):
-        raise ValueError(f'{path} holds {len(classes)} species but num_classes={num_classes}: pass '
-                         f'num_classes={len(classes)} (or None to take what is there), or a dataset of {num_classes}.')
+        raise ValueError(f'{path} holds {len(classes)} species but {option("num_classes", num_classes)}: pass '
+                         f'{option("num_classes", len(classes))} (or leave it out to take what is there), or a dataset of {num_classes}.')
     idx = {c: i for i, c in enumerate(classes)}
     labels = [idx[n] for n in names]
     train, valid = stratified_split(labels, val_fraction, seed, classes)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_evaluation.ipynb #79396125
 from __future__ import annotations
-import time, warnings
+import functools, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
@@ -17,12 +17,12 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
-from .core import get_config, get_device, seed_everything, show_images, image_grid
+from .core import get_config, get_device, seed_everything, show_images, image_grid, check_room, option
 from .synthetic import species_names
 from .data import PICTURES, SyntheticButterflies, get_data
 from .scheduler import NoiseSchedule
-from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weights
-from .guidance import Pipeline, load_pipeline, slug
+from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weights, write_all
+from .guidance import Pipeline, load_pipeline, species_file
 
 # %% auto #0
 __all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe',
@@ -204,6 +204,9 @@ def photo_reference(path,                    # the real dataset the checkpoint w
                     seed: int = 0, val_fraction: float = 0.1, judge_kw: dict | None = None) -> Reference:
     "A `Reference` of real photos: validation split as held-out set, floor set from training photos, judge on the rest."
     data = get_data(path, image_size=image_size, val_fraction=val_fraction, seed=seed, flip=False)
+    if data.valid_ds is None:
+        raise ValueError(f'{path} has too few photos per species to hold any out (a species needs 3 or more): samples are '
+                         'measured against photos the models never saw. Add photos of each species.')
     if data.classes != list(classes):
         raise ValueError(f'{path} holds other species than the checkpoint ({len(data.classes)} vs {len(classes)}; first '
                          f'difference at {next((a, b) for a, b in zip(data.classes + [None], list(classes) + [None]) if a != b)}): '
@@ -268,14 +271,18 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
     if data is None and (source not in (None, 'built-in') or classes != species_names(len(classes), cfg.seed)):
         raise ValueError(f'{checkpoint} was trained on {source or "a dataset of its own"} ({len(classes)} species such as '
                          f'{classes[0]!r}), not on the built-in butterflies: measure it against that data, with '
-                         f'data={source or "..."!r} (--data {source or "PATH"}).')
-    n = n_per_class * len(classes)
-    ref = reference_for(data, cfg.image_size, classes, n_per_class, cfg.seed, progress)
-    rows, samples, kw = {'real images (floor)': ref.floor()}, {}, pipe.settings(**changes)
+                         f'{option("data", source or "PATH")}.')
+    n, kw = n_per_class * len(classes), pipe.settings(**changes)
     rows_kw = {'unguided': dict(scale=0.0, cfg_scale=0.0, label=False)}   # no species told, no classifier: near chance
     if pipe.unet.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)
     if kw['cfg_scale']: rows_kw[f'classifier-free only (w {kw["cfg_scale"]:g})'] = dict(scale=0.0)
     rows_kw[guided_row(kw)] = {}
+    image = pipe.unet.config.in_channels * cfg.image_size ** 2 * 4        # bytes: the rows' samples, two real sets, the
+    check_room((len(rows_kw) + 3) * n * image + 3 * n * n * 4,            # starting noise, and the n x n feature distances
+               f'{len(rows_kw)} rows of {n} samples ({n_per_class} of each of {len(classes)} species) and their measures',
+               f'Give a smaller {option("n_per_class")}: 500 samples a row already decide a guided accuracy to about ±4 points.')
+    ref = reference_for(data, cfg.image_size, classes, n_per_class, cfg.seed, progress)
+    rows, samples = {'real images (floor)': ref.floor()}, {}
     for name, row_kw in rows_kw.items():
         x, y = generate(pipe, n_per_class, seed, progress=progress, **{**kw, **row_kw})
         rows[name], samples[name] = measure(ref, x, y), x
@@ -287,15 +294,11 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
 def save_side_by_side(samples: dict,           # setting name -> images (n_classes * n_per_class, 3, H, W), species-major
                       classes: list, out,      # species names; the folder to write to
                       per_row: int = 8) -> list:
-    "One PNG per species: a row of samples for each setting (e.g. unguided, then guided); returns the paths."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    n = len(next(iter(samples.values()))) // len(classes)
-    paths = []
-    for c, name in enumerate(classes):
-        rows = torch.cat([x[c * n:c * n + min(n, per_row)] for x in samples.values()])
-        paths.append(out / f'{c:02d}-{slug(name)}.png')
-        save_image(image_grid(rows, nrow=min(n, per_row)), paths[-1])
-    return paths
+    "One PNG per species, all or nothing (`write_all`): a row of samples for each setting (e.g. unguided, then guided); returns the paths."
+    n, k = len(next(iter(samples.values()))) // len(classes), min(len(next(iter(samples.values()))) // len(classes), per_row)
+    rows = lambda c: torch.cat([x[c * n:c * n + k] for x in samples.values()])
+    files = {species_file(c, name): functools.partial(save_image, image_grid(rows(c), nrow=k)) for c, name in enumerate(classes)}
+    return list(write_all(out, files).values())
 
 def report(df: pd.DataFrame) -> str:
     "The evaluation table as text, with FID also as a multiple of the real-image floor."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_guidance.ipynb #debe604e
 from __future__ import annotations
-import re, numbers
+import functools, numbers, re, unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,15 +15,15 @@ from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
 from .core import (Config, autocast, show_images, image_grid, check_counts, check_sampling,
-                                     check_writable_dir, SAMPLING)
+                                     check_writable_dir, check_fields, check_room, SAMPLING)
 from .scheduler import NoiseSchedule
 from .checkpoint import (read_checkpoint, load_models, checkpoint_dir, project_root, resolve_weights,
-                                            WEIGHTS_DIR)
+                                            WEIGHTS_DIR, write_all)
 
 # %% auto #0
 __all__ = ['classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance', 'timesteps_for', 'sample',
            'Trajectory', 'Pipeline', 'load_pipeline', 'default_checkpoint', 'default_pipeline',
-           'generate_and_save_images', 'slug', 'save_grids']
+           'generate_and_save_images', 'species_file', 'save_grids']
 
 # %% ../nbs/08_guidance.ipynb #f6046cb4
 def classifier_grad(classifier: torch.nn.Module,  # noisy classifier, in eval mode
@@ -175,9 +175,17 @@ class Pipeline:
                  **changes) -> torch.Tensor: # `settings` to change: scale, temperature, t_max, steps, eta, cfg_scale, label
         "`n` samples of each of `species` (in that order), in [-1, 1] on the CPU."
         check_counts(n=n, batch_size=batch_size)
-        y, kw = self.labels(species).repeat_interleave(n), self.settings(**changes)
-        g = generator or torch.Generator().manual_seed(seed)
+        if generator is None: check_fields(seed=seed)
+        ids, kw = self.labels(species), self.settings(**changes)
         size, chans = self.cfg.image_size, self.unet.config.in_channels
+        check_room(2 * len(ids) * n * chans * size * size * 4, f'{len(ids) * n} samples of {size}×{size} px (the starting '
+                   'noise and the images)', 'Ask for fewer samples per species, or draw them over several calls.')
+        y = ids.repeat_interleave(n)
+        if x_T is not None and (tuple(x_T.shape) != (len(y), chans, size, size) or not torch.isfinite(x_T).all()):
+            raise ValueError(f'x_T has shape {tuple(x_T.shape)}' + (' and NaN or infinite values' if x_T.numel() and not
+                             torch.isfinite(x_T).all() else '') + f': it must be finite noise of shape {(len(y), chans, size, size)} '
+                             f'(n={n} images of each of {len(y) // n} species, {chans}×{size}×{size}), or None to draw it.')
+        g = generator or torch.Generator().manual_seed(seed)
         if x_T is None: x_T = torch.randn(len(y), chans, size, size, generator=g, device=g.device)
         dtype, out = next(self.unet.parameters()).dtype, []
         for i in range(0, len(y), batch_size):
@@ -234,19 +242,23 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
     return save_grids(x, ids, pipe.classes, n, out, display)
 
 # %% ../nbs/08_guidance.ipynb #753545a0
-def slug(name: str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+_LETTERS = str.maketrans({'æ': 'ae', 'Æ': 'AE', 'œ': 'oe', 'Œ': 'OE', 'ß': 'ss', 'ø': 'o', 'Ø': 'O', 'ł': 'l', 'Ł': 'L', 'đ': 'd'})
+
+def species_file(i: int, name: str) -> str:
+    "The PNG file name of species `i`: its index, then its name in plain ASCII (at most 60 characters): valid for any label."
+    ascii_name = unicodedata.normalize('NFKD', name.translate(_LETTERS)).encode('ascii', 'ignore').decode()   # 'brassicæ' -> 'brassicae', 'Vanessa cardüi' -> 'Vanessa cardui'
+    s = re.sub(r'[^a-z0-9]+', '-', ascii_name.lower()).strip('-')[:60].strip('-')
+    return f'{i:02d}-{s}.png' if s else f'{i:02d}.png'   # the index alone keeps files apart when no letter is left
 
 def save_grids(x: torch.Tensor, species: list[int], classes: list[str], n: int, out: Path, display: bool) -> dict:
-    "Save one PNG per species and a labelled overview (rows: species); return paths and images."
+    "Save one PNG per species and a labelled overview (rows: species), all or nothing (`write_all`); return paths and images."
     if not torch.isfinite(x).all():   # never a NaN sample written as a black image
         raise FloatingPointError(f'Some samples have NaN or infinite pixels, so nothing was written to {out}: the '
                                  'checkpoint\'s weights or the guidance settings are broken.')
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for i, s in enumerate(species):
-        paths[s] = out / f'{s:02d}-{slug(classes[s])}.png'
-        save_image(image_grid(x[i * n:(i + 1) * n], nrow=n), paths[s])
+    grids = {species_file(s, classes[s]): functools.partial(save_image, image_grid(x[i * n:(i + 1) * n], nrow=n))
+             for i, s in enumerate(species)}
     ax = show_images(x, nrow=n, row_labels=[classes[s] for s in species], title='classifier-guided samples')
-    ax.figure.savefig(out / 'overview.png', dpi=120, bbox_inches='tight')
-    if not display: plt.close(ax.figure)
-    return dict(images=x, paths=paths, overview=out / 'overview.png')
+    try: written = write_all(out, {**grids, 'overview.png': lambda path: ax.figure.savefig(path, dpi=120, bbox_inches='tight')})
+    finally:
+        if not display: plt.close(ax.figure)
+    return dict(images=x, paths={s: written[species_file(s, classes[s])] for s in species}, overview=written['overview.png'])

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
 
 from .core import (Config, get_config, override, get_device, autocast, check_counts,
-                                     check_writable_dir, rank_seed)
+                                     check_writable_dir, rank_seed, as_path, option)
 from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, atomic_save
 from .data import get_data, train_loader, ButterflyData
 from .distributed import World, WorldError, init_world, elastic_restart, all_sum, any_rank, gather
@@ -27,9 +27,10 @@ from .step import noisy_batch, unwrap, TrainState, make_state, train_step
 # %% auto #0
 __all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'compile_model', 'compile_models', 'Meter', 'accuracy_by_t',
            'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'file_sha256', 'data_fingerprint', 'run_identity',
-           'check_resumable', 'restore_state', 'batches', 'Recipe', 'check_compatible', 'prepare_out',
-           'resume_if_restarted', 'FolderInUse', 'run_folder_lock', 'lock_holder', 'stop_signals', 'lr_at', 'set_lr',
-           'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance', 'plot_history']
+           'check_resumable', 'restore_state', 'batches', 'Recipe', 'check_compatible', 'check_out_outside_data',
+           'prepare_out', 'resume_if_restarted', 'FolderInUse', 'run_folder_lock', 'lock_holder', 'stop_signals',
+           'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance',
+           'plot_history']
 
 # %% ../nbs/07_training.ipynb #18e70985
 COMPILE_OPTIONS = {'force_layout_optimization': True}   # channels-last through the whole graph, also in UNets
@@ -81,13 +82,15 @@ def accuracy_by_t(classifier: torch.nn.Module,  # the noisy classifier
                   schedule: NoiseSchedule,      # the noise schedule (on the classifier's device)
                   bins: int = 10,               # bands of t, of equal width
                   seed: int = 0,
-                  world: World = World()) -> list[float]:  # with many processes, each judges every `world.size`-th batch
+                  world: World = World(),       # with many processes, each judges every `world.size`-th batch
+                  progress: bool = False) -> list[float]:  # a progress bar over the batches
     "The classifier's accuracy on `dl` with every image noised to one random t in each of `bins` bands of t."
     device, T = next(classifier.parameters()).device, len(schedule.beta)
     g, was_training = torch.Generator(device).manual_seed(seed), classifier.training
     hits, n = torch.zeros(bins, device=device), 0
     classifier.eval()
-    for i, (x0, y) in enumerate(dl):
+    for i, (x0, y) in enumerate(tqdm(dl, desc=f'validation: {len(dl.dataset)} held-out images at {bins} noise levels',
+                                     leave=False, disable=not progress)):
         if i % world.size != world.rank: continue
         x0, y = x0.to(device), y.to(device)
         for b in range(bins):
@@ -255,6 +258,18 @@ def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, im
                          f'{unet.config.image_size}.')
 
 # %% ../nbs/07_training.ipynb #81c6cb36
+def check_out_outside_data(out: str | Path | None,  # the checkpoint folder
+                           data) -> None:           # the dataset: a path (CSV or folder), or anything else (not checked)
+    "Refuse a checkpoint folder inside the dataset's folder: reading the data again would take the run's folder for a species."
+    if out is None or not isinstance(data, (str, os.PathLike)): return
+    root = Path(data).expanduser().resolve()
+    root = root.parent if root.suffix.lower() == '.csv' else root
+    o = Path(out).expanduser().resolve()
+    if o == root or root in o.parents:
+        raise ValueError(f'The checkpoint folder {out} is inside the dataset folder {root}: reading the data again (to resume, '
+                         'or to evaluate) would take it for a species. Choose a folder outside the dataset, e.g. '
+                         f'{option("out", "checkpoints/photos")}.')
+
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
                 resume: bool | str | Path,  # as in `train_classifier_guidance`
                 overwrite: bool = False,  # start again over a checkpoint in `out`
@@ -423,6 +438,11 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
                               recipe: Recipe | None = None,  # what each step does (`Recipe`); None: the seed's
                               **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
     "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
+    cfg = get_config(cfg) if isinstance(cfg, str) else cfg    # a preset's name, e.g. 'tiny'
+    if not (cfg is None or isinstance(cfg, Config)):
+        raise TypeError(f'cfg={cfg!r}: give a Config (get_config(\'demo\')), a preset\'s name, or None for the seed\'s.')
+    if not (data is None or isinstance(data, ButterflyData)): data = as_path(data, 'data')
+    check_out_outside_data(out, data)
     resume, overwrite = resume_if_restarted(out, resume, overwrite)
     out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
     cfg = override(override(get_config('seed'), net=model_0.config) if cfg is None else cfg, num_classes=num_classes, **overrides)
@@ -432,7 +452,7 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     world, device = init_world(get_device(device or next(model_0.parameters()).device))   # under torchrun: join the others
     with run_folder_lock(out, world):        # one process trains into `out` at a time; then check it again, as its owner
         out = prepare_out(out, resume, overwrite, clean=world.main)
-        source = 'built-in' if data is None else None if isinstance(data, ButterflyData) else str(Path(data).expanduser().resolve())
+        source = 'built-in' if data is None else None if isinstance(data, ButterflyData) else str(data.resolve())
         data = data if isinstance(data, ButterflyData) else get_data(
             data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
             batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
@@ -457,7 +477,8 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         recipe = recipe or Recipe()
         run_steps(s, schedule, recipe.batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond, recipe)
         if data.valid_dl is not None:              # the noisy classifier on images it never trained on
-            s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world)
+            s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world,
+                                                          progress=progress and world.main)
             if out: save_checkpoint(s, out / 'last.pt')
         return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg, world)
 

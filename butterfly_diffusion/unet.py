@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from dataclasses import replace, fields
-from .core import Config, NetConfig
+from .core import Config, NetConfig, check_counts
 from .embeddings import TimeEmbedding
 from .attention import SelfAttention2d
 from .blocks import group_norm, zero_init, ResBlock, Downsample, Upsample, EmbedSequential
@@ -123,8 +123,7 @@ class UNet(nn.Module):
                  num_classes: int | None = None,   # classes for class conditioning; None: unconditional
                  **changes):                       # `NetConfig` fields to change, e.g. image_size=32
         super().__init__()
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1, or None for an unconditional UNet; got {num_classes}.')
+        check_counts(num_classes=num_classes)              # None: an unconditional UNet
         self.config, self.num_classes = net_config(config, **changes), num_classes
         net = self.config
         self.time_embed = TimeEmbedding(net.time_dim, net.emb_dim)
@@ -158,7 +157,7 @@ class UNet_classifier(nn.Module):
                  config: NetConfig | None = None,  # the network's size; None: the seed's (`NetConfig()`)
                  **changes):                       # `NetConfig` fields to change, e.g. image_size=32
         super().__init__()
-        if num_classes < 1: raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
+        check_counts(num_classes=num_classes)
         self.config, self.num_classes = net_config(config, **changes), num_classes
         self.time_embed = TimeEmbedding(self.config.time_dim, self.config.emb_dim)
         self.encoder = Encoder(self.config)           # the same class as the UNet's

@@ -160,3 +160,14 @@ def test_a_run_knows_its_data_resume_and_evaluate_check_it(tmp_path):
     r = cli('evaluate', '--checkpoint', tmp_path / 'ck', '--n_per_class', 1, '--out', tmp_path / 'e', cwd=tmp_path)
     assert r.returncode == 2 and f'--data {moved.resolve()}' in r.stderr and 'not on the built-in butterflies' in r.stderr, r.stderr
     assert not (tmp_path / 'e').exists()
+
+
+def test_a_run_folder_inside_the_data_and_a_wrong_species_count_are_refused_before_any_work(tmp_path):
+    "`--out` inside `--data` would be read as a species next time; `--num_classes` must match what `--data` holds."
+    root = make_example_dataset(tmp_path / 'data', layout='folders', num_classes=3, n_per_class=3)
+    before = sorted(p.relative_to(root) for p in root.rglob('*'))
+    r = cli('train', '--preset', 'tiny', '--data', root, '--out', root / 'runs', cwd=tmp_path)
+    assert r.returncode == 2 and 'is inside the dataset folder' in r.stderr and 'e.g. --out checkpoints/photos' in r.stderr, r.stderr
+    r = cli('train', '--preset', 'tiny', '--data', root, '--num_classes', 5, '--out', tmp_path / 'ck', cwd=tmp_path)
+    assert r.returncode == 2 and 'holds 3 species but --num_classes 5' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert sorted(p.relative_to(root) for p in root.rglob('*')) == before and not (tmp_path / 'ck').exists()

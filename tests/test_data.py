@@ -191,17 +191,22 @@ def test_empty_class_folder(tmp_path):
     root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=2, n_per_class=3)
     (root / 'moths').mkdir()
     (root / 'moths' / 'notes.txt').write_text('no pictures here')
-    with pytest.raises(ValueError, match=r"moths has no images.*Add images of 'moths' or remove the folder"):
+    with pytest.raises(ValueError, match=r"moths has no images.*Add images of 'moths', or move that folder out of"):
         get_data(root)
 
 
-def test_class_too_small_to_split(tmp_path):
+def test_small_classes_train_on_all_their_images(tmp_path):
+    "A species of 1 or 2 images gives none to validation: many of them would otherwise make validation half the data."
     root = make_example_dataset(tmp_path / 'd', 'folders', num_classes=2, n_per_class=3)
     lonely = root / 'lonely'; lonely.mkdir()
     draw_butterfly(5, 0, 16).save(lonely / 'one.png')
-    with pytest.raises(ValueError, match=r"'lonely' has only 1 image.*val_fraction=0"):
-        get_data(root, val_fraction=0.2)
-    assert get_data(root, val_fraction=0).num_classes == 3                     # without validation it loads
+    data = get_data(root, image_size=16, val_fraction=0.2)
+    lone = data.class_to_idx['lonely']
+    assert lone in data.train_ds.targets and lone not in data.valid_ds.targets
+    assert (len(data.train_ds), len(data.valid_ds)) == (5, 2)          # the two species of 3 give one each
+    pairs = make_example_dataset(tmp_path / 'pairs', 'folders', num_classes=12, n_per_class=2)
+    data = get_data(pairs, image_size=16)                              # 12 species of 2 images: all train
+    assert (len(data.train_ds), data.valid_ds) == (24, None)
 
 
 def test_num_classes_mismatch(tmp_path):

@@ -24,7 +24,7 @@ def test_wheel_installs_and_imports_without_nbdev(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert 'butterfly_diffusion/guidance.py' in names and not any(n.startswith('nbs/') for n in names)
     entry = next(n for n in names if n.endswith('entry_points.txt'))
-    assert 'butterfly-diffusion = butterfly_diffusion.cli:main' in zipfile.ZipFile(wheel).read(entry).decode()
+    assert 'butterfly-diffusion = butterfly_diffusion.__main__:run' in zipfile.ZipFile(wheel).read(entry).decode()
     site = tmp_path / 'site'
     subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q', '--target', site, wheel], check=True)
     code = ("import sys; sys.modules['nbdev'] = None; sys.path.insert(0, sys.argv[1]); "   # nbdev cannot be imported
