@@ -211,7 +211,7 @@ def get_config(name: str | None = None,  # preset name: 'tiny', 'demo', 'photos'
     return override(PRESETS[name], **overrides)
 
 
-# %% ../nbs/00_core.ipynb #6db53c23
+# %% ../nbs/00_core.ipynb #4f5d15c2
 _where = contextvars.ContextVar('where', default='python')   # who reads the messages: Python code or a command line
 
 @contextlib.contextmanager
@@ -278,10 +278,12 @@ def check_fields(**values) -> None:
     if bad: raise ValueError(f'{"; ".join(bad)}. Give a value in range, or leave it out for the default.')
 
 def free_memory() -> int | None:
-    "Bytes of memory a new allocation can take here (Linux's MemAvailable), or None where that is unknown."
+    "Bytes of memory a new allocation can take here: Linux's MemAvailable, elsewhere all the memory there is; None if unknown."
     try:
         with open('/proc/meminfo') as f: return next(int(l.split()[1]) * 1024 for l in f if l.startswith('MemAvailable:'))
-    except (OSError, StopIteration, ValueError): return None
+    except (OSError, StopIteration, ValueError): pass
+    try: return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')     # macOS and other POSIX systems
+    except (AttributeError, OSError, ValueError): return None
 
 def check_room(nbytes: int, what: str, fix: str) -> None:
     "Refuse work that needs more memory than is free (it would fail after minutes, or make the machine swap): say what and how to shrink it."

@@ -353,8 +353,19 @@ def test_sample_says_which_checkpoint_and_defaults_to_the_species_it_has(capsys,
 
 
 @pytest.mark.parametrize('args,problem', [(['--n_per_class', 0], '--n_per_class 0'), (['--scale', 'inf'], '--scale inf (must be'),
-                                          (['--t_max', -3], '--t_max -3 (must be a whole number >= 0)')])
+                                          (['--t_max', -3], '--t_max -3 (must be a whole number >= 0)'),
+                                          (['--seed', -1], '--seed -1 (must be a whole number in [0, 2**63))'),
+                                          (['--seed', 2 ** 64], f'--seed {2 ** 64} (must be'),
+                                          (['--n_per_class', 10 ** 9], 'GiB is free here. Give a smaller --n_per_class')])
 def test_evaluate_checks_its_numbers_before_any_work(capsys, ck, tmp_path, args, problem):
     before = snapshot(tmp_path)
     line = user_error(capsys, 'evaluate', '--checkpoint', ck, '--out', tmp_path / 'e', *args)
+    assert problem in line and snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize('args,problem', [(['--seed', -1], '--seed -1 (must be a whole number in [0, 2**63))'),
+                                          (['--n_per_class', 10 ** 9], 'GiB is free here. Ask for fewer samples per species')])
+def test_sample_refuses_a_seed_out_of_range_and_more_samples_than_memory_holds(capsys, ck, tmp_path, args, problem):
+    before = snapshot(tmp_path)
+    line = user_error(capsys, 'sample', '--checkpoint', ck, '--out', tmp_path / 's', '--steps', 2, *args)
     assert problem in line and snapshot(tmp_path) == before
