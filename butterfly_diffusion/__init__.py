@@ -11,10 +11,13 @@ _API = {'core': ['Config', 'NetConfig', 'get_config', 'get_device', 'seed_everyt
         'training': ['train_classifier_guidance'],
         'guidance': ['sample', 'generate_and_save_images', 'load_pipeline', 'Pipeline']}
 _WHERE = {name: module for module, names in _API.items() for name in names}
+__all__ = [*_WHERE]
 
 def __getattr__(name):
-    if name not in _WHERE: raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    "A name of the API, or a module of the package (`bd.core`), loaded on first use."
     import importlib
-    return getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)
+    if name in _API: return importlib.import_module(f'{__name__}.{name}')
+    if name in _WHERE: return getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 def __dir__(): return sorted([*globals(), *_WHERE])

@@ -6,18 +6,18 @@
 __all__ = ['run']
 
 # %% ../nbs/12_main.ipynb #9643aa10
-import sys, builtins, signal
+import os, sys, builtins, signal
 
 def run() -> int:
     "The `butterfly-diffusion` command (`cli.main`), so that a stop while Python still loads PyTorch also ends in one line."
-    def stop(signum, frame): raise KeyboardInterrupt(f'{signal.Signals(signum).name} received')
-    signal.signal(signal.SIGTERM, stop)                 # `main` puts its own in place, and this one back when done
-    try:
-        from butterfly_diffusion.cli import main          # PyTorch and the package: a second or more
-        return main()
-    except KeyboardInterrupt as e:                      # before `main` took over signals: nothing was done yet
-        why = str(e) or 'SIGINT received'
-        print(f'butterfly-diffusion: stopped while starting: {why}. Nothing was done: run the command again.', file=sys.stderr)
-        return 143 if why.startswith('SIGTERM') else 130
+    def quit_now(signum, frame):   # nothing is written yet: leave at once (raising inside PyTorch's C++ start-up would abort)
+        print(f'butterfly-diffusion: stopped while starting: {signal.Signals(signum).name} received. Nothing was done: '
+              'run the command again.', file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, quit_now)
+    from butterfly_diffusion.cli import main          # PyTorch and the package: a second or more
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # from here `main` ends a stop in one line
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return main()
 
 if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): sys.exit(run())   # not when this notebook runs

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_checkpoint.ipynb #dd2e8101
 from __future__ import annotations
-import contextlib, dataclasses, errno, hashlib, importlib.resources, os, secrets, shutil, signal, tempfile, threading, warnings
+import contextlib, dataclasses, errno, hashlib, importlib.resources, os, secrets, shutil, signal, tempfile, threading, time, warnings
 from pathlib import Path
 import torch
 from .core import Config, NetConfig, SAMPLING_FIELDS, as_path, get_device
@@ -147,30 +147,48 @@ def atomic_save(obj: dict, path: Path) -> Path:
 @contextlib.contextmanager
 def signals_held():
     "Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver them as they would have been (main thread only)."
-    held, main = [], threading.current_thread() is threading.main_thread()
-    before = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-    try: yield
+    held, before = [], {}
+    try:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(s) is not None:    # None: a handler set outside Python, which cannot be put back
+                    before[s] = signal.signal(s, lambda signum, frame: held.append(signum))
+        yield
     finally:
         for s, handler in before.items(): signal.signal(s, handler)
         if held: signal.raise_signal(held[0])
+
+def _sync(path: Path):
+    with open(path, 'rb') as f: os.fsync(f.fileno())
 
 def write_all(out: str | Path,   # the folder to write into (made if missing)
               files: dict        # file name -> a function that writes that file to the path it is given
              ) -> dict:
     "Write every file of `files` into `out`, all or nothing: each is written in a hidden folder of `out`, then all are moved in."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob('.writing-*'):                    # what a killed writer left (its process is gone): never seen
-        if not Path(f'/proc/{old.name.split("-")[1]}').exists(): shutil.rmtree(old, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=f'.writing-{os.getpid()}-', dir=out))
-    name = None
+    for old in out.glob('.writing-*'):                    # what a killed writer left a day ago or more: never seen
+        if time.time() - old.stat().st_mtime > 86_400: shutil.rmtree(old, ignore_errors=True)
+    stage, name, moved = None, None, []
     try:
-        for name, write in files.items(): write(stage / name)
-        with signals_held():
-            for name in files: os.replace(stage / name, out / name)
+        stage = Path(tempfile.mkdtemp(prefix='.writing-', dir=out))
+        for name, write in files.items(): write(stage / name); _sync(stage / name)
+        with signals_held():                              # Ctrl-C or SIGTERM waits until every file is in
+            try:
+                for name in files:
+                    if (out / name).exists(): os.replace(out / name, stage / f'{name}.before')   # kept to put back
+                    os.replace(stage / name, out / name); moved.append(name)
+            except BaseException:                         # put back what was there: the folder as it was
+                for m in reversed(moved):
+                    if (stage / f'{m}.before').exists(): os.replace(stage / f'{m}.before', out / m)
+                    else: (out / m).unlink(missing_ok=True)
+                if name not in moved and (stage / f'{name}.before').exists(): os.replace(stage / f'{name}.before', out / name)
+                raise
+            shutil.rmtree(stage, ignore_errors=True)      # before a held signal is delivered
     except BaseException as e:
         _refused(e, out / (name or ''), f'None of the {len(files)} files was written to {out}; what it held is unchanged')
         raise
-    finally: shutil.rmtree(stage, ignore_errors=True)
+    finally:
+        if stage: shutil.rmtree(stage, ignore_errors=True)
     return {name: out / name for name in files}
 
 def export_weights(checkpoint: str | Path,   # a training checkpoint (file or folder)

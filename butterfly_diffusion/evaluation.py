@@ -204,9 +204,11 @@ def photo_reference(path,                    # the real dataset the checkpoint w
                     seed: int = 0, val_fraction: float = 0.1, judge_kw: dict | None = None) -> Reference:
     "A `Reference` of real photos: validation split as held-out set, floor set from training photos, judge on the rest."
     data = get_data(path, image_size=image_size, val_fraction=val_fraction, seed=seed, flip=False)
-    if data.valid_ds is None:
-        raise ValueError(f'{path} has too few photos per species to hold any out (a species needs 3 or more): samples are '
-                         'measured against photos the models never saw. Add photos of each species.')
+    held_out = set(data.valid_ds.targets) if data.valid_ds is not None else set()
+    if missing := [c for i, c in enumerate(data.classes) if i not in held_out]:
+        raise ValueError(f'{path}: {len(missing)} species have too few photos to hold any out ({", ".join(map(repr, missing[:5]))}'
+                         f'{", ..." if len(missing) > 5 else ""}; a species needs 3 or more): samples are measured against '
+                         'photos the models never saw, of every species. Add photos of those species.')
     if data.classes != list(classes):
         raise ValueError(f'{path} holds other species than the checkpoint ({len(data.classes)} vs {len(classes)}; first '
                          f'difference at {next((a, b) for a, b in zip(data.classes + [None], list(classes) + [None]) if a != b)}): '

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 from .core import (Config, get_config, override, get_device, autocast, check_counts,
                                      check_writable_dir, rank_seed, as_path, option)
 from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, atomic_save
-from .data import get_data, train_loader, ButterflyData
+from .data import get_data, train_loader, ButterflyData, find_csv
 from .distributed import World, WorldError, init_world, elastic_restart, all_sum, any_rank, gather
 from .scheduler import NoiseSchedule
 from .unet import UNet, UNet_classifier
@@ -260,15 +260,15 @@ def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, im
 # %% ../nbs/07_training.ipynb #81c6cb36
 def check_out_outside_data(out: str | Path | None,  # the checkpoint folder
                            data) -> None:           # the dataset: a path (CSV or folder), or anything else (not checked)
-    "Refuse a checkpoint folder inside the dataset's folder: reading the data again would take the run's folder for a species."
+    "Refuse a checkpoint folder inside a dataset of class folders: reading the data again would take the run's folder for a species."
     if out is None or not isinstance(data, (str, os.PathLike)): return
     root = Path(data).expanduser().resolve()
-    root = root.parent if root.suffix.lower() == '.csv' else root
+    if not root.is_dir() or find_csv(root): return      # a CSV lists its images: other folders beside them are never read
     o = Path(out).expanduser().resolve()
     if o == root or root in o.parents:
         raise ValueError(f'The checkpoint folder {out} is inside the dataset folder {root}: reading the data again (to resume, '
                          'or to evaluate) would take it for a species. Choose a folder outside the dataset, e.g. '
-                         f'{option("out", "checkpoints/photos")}.')
+                         f'{option("out", str(root.parent / "runs" / root.name))}.')
 
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
                 resume: bool | str | Path,  # as in `train_classifier_guidance`

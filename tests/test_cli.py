@@ -167,7 +167,7 @@ def test_a_run_folder_inside_the_data_and_a_wrong_species_count_are_refused_befo
     root = make_example_dataset(tmp_path / 'data', layout='folders', num_classes=3, n_per_class=3)
     before = sorted(p.relative_to(root) for p in root.rglob('*'))
     r = cli('train', '--preset', 'tiny', '--data', root, '--out', root / 'runs', cwd=tmp_path)
-    assert r.returncode == 2 and 'is inside the dataset folder' in r.stderr and 'e.g. --out checkpoints/photos' in r.stderr, r.stderr
+    assert r.returncode == 2 and 'is inside the dataset folder' in r.stderr and f'e.g. --out {root.resolve().parent / "runs" / "data"}' in r.stderr, r.stderr
     r = cli('train', '--preset', 'tiny', '--data', root, '--num_classes', 5, '--out', tmp_path / 'ck', cwd=tmp_path)
     assert r.returncode == 2 and 'holds 3 species but --num_classes 5' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert sorted(p.relative_to(root) for p in root.rglob('*')) == before and not (tmp_path / 'ck').exists()
