@@ -124,8 +124,9 @@ def _refused(e: BaseException, path: Path, kept: str, then: str = '') -> None:
     "Raise `CannotWrite` (one sentence: the file, what was kept, what to do) if `e` is the disk refusing `path`."
     cause = e if isinstance(e, OSError) else e.__context__   # torch.save reports the OS's error as its context
     if isinstance(cause, OSError) and cause.errno in FULL:
-        err = CannotWrite(f'Cannot write {path}: {os.strerror(cause.errno).lower()}. {kept}. Free space (or raise the '
-                          f'quota or file-size limit) and run again{then}.')
+        fix = ('Make the folder writable (or choose another)' if cause.errno == errno.EROFS else
+               'Free space (or raise the quota or file-size limit)')
+        err = CannotWrite(f'Cannot write {path}: {os.strerror(cause.errno).lower()}. {kept}. {fix} and run again{then}.')
         err.errno = cause.errno
         raise err from None
 

@@ -110,7 +110,7 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
     check_counts(n_per_class=n_per_class); check_fields(seed=seed)
     check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
-    check_writable_dir(out, 'picture folder (--out)')                    # before any work
+    check_writable_dir(out, 'picture folder (--out)'); check_out_outside_data(out, data, 'picture folder')   # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report
     df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, scale=scale,
@@ -135,6 +135,7 @@ def demo(steps: Param('training steps (default: the demo preset\'s)', int) = Non
     t0, cfg = time.time(), get_config(preset, **(dict(num_classes=len(set(list_images(data)[1]))) if data else {}))
     check_counts(steps=steps, judged=judged); check_writable_dir(out, 'checkpoint folder (--out)')
     check_writable_dir(samples, 'sample folder (--samples)'); get_device(device)
+    check_out_outside_data(out, data); check_out_outside_data(samples, data, 'sample folder', 'samples')
     steps = cfg.steps if steps is None else steps
     ckpt = Path(out) / 'last.pt'
     done = read_step(ckpt)

@@ -277,10 +277,19 @@ def check_fields(**values) -> None:
     bad = [f'{option(k, v)} (must be {CONFIG_RANGES[k][1]})' for k, v in values.items() if v is not None and not CONFIG_RANGES[k][0](v)]
     if bad: raise ValueError(f'{"; ".join(bad)}. Give a value in range, or leave it out for the default.')
 
-def free_memory() -> int | None:
-    "Bytes of memory a new allocation can take here: Linux's MemAvailable, elsewhere all the memory there is; None if unknown."
+def _cgroup_room() -> int | None:
+    "Bytes this process's control group (a container's memory limit, cgroup v2) may still take; None where there is no limit."
     try:
-        with open('/proc/meminfo') as f: return next(int(l.split()[1]) * 1024 for l in f if l.startswith('MemAvailable:'))
+        limit = Path('/sys/fs/cgroup/memory.max').read_text().strip()
+        return None if limit == 'max' else int(limit) - int(Path('/sys/fs/cgroup/memory.current').read_text())
+    except (OSError, ValueError): return None
+
+def free_memory() -> int | None:
+    "Bytes of memory a new allocation can take here: Linux's MemAvailable (or a container's limit, if lower), elsewhere all the memory there is; None if unknown."
+    try:
+        with open('/proc/meminfo') as f: free = next(int(l.split()[1]) * 1024 for l in f if l.startswith('MemAvailable:'))
+        room = _cgroup_room()
+        return free if room is None else max(0, min(free, room))
     except (OSError, StopIteration, ValueError): pass
     try: return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')     # macOS and other POSIX systems
     except (AttributeError, OSError, ValueError): return None

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from torchvision.utils import save_image
 
 from .core import (Config, autocast, show_images, image_grid, check_counts, check_sampling,
-                                     check_writable_dir, check_fields, check_room, SAMPLING)
+                                     check_writable_dir, check_fields, check_room, on_command_line, SAMPLING)
 from .scheduler import NoiseSchedule
 from .checkpoint import (read_checkpoint, load_models, checkpoint_dir, project_root, resolve_weights,
                                             WEIGHTS_DIR, write_all)
@@ -179,7 +179,8 @@ class Pipeline:
         ids, kw = self.labels(species), self.settings(**changes)
         size, chans = self.cfg.image_size, self.unet.config.in_channels
         check_room(2 * len(ids) * n * chans * size * size * 4, f'{len(ids) * n} samples of {size}×{size} px (the starting '
-                   'noise and the images)', 'Ask for fewer samples per species, or draw them over several calls.')
+                   'noise and the images)', f'Ask for fewer samples per species ({"--n_per_class" if on_command_line() else "n"}), '
+                   'or draw them over several calls.')
         y = ids.repeat_interleave(n)
         if x_T is not None and (tuple(x_T.shape) != (len(y), chans, size, size) or not torch.isfinite(x_T).all()):
             raise ValueError(f'x_T has shape {tuple(x_T.shape)}' + (' and NaN or infinite values' if x_T.numel() and not

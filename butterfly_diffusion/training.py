@@ -258,17 +258,20 @@ def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, im
                          f'{unet.config.image_size}.')
 
 # %% ../nbs/07_training.ipynb #81c6cb36
-def check_out_outside_data(out: str | Path | None,  # the checkpoint folder
-                           data) -> None:           # the dataset: a path (CSV or folder), or anything else (not checked)
-    "Refuse a checkpoint folder inside a dataset of class folders: reading the data again would take the run's folder for a species."
+def check_out_outside_data(out: str | Path | None,  # the folder to write: checkpoints, or pictures
+                           data,                    # the dataset: a path (CSV or folder), or anything else (not checked)
+                           what: str = 'checkpoint folder',  # what `out` holds, as the message names it
+                           flag: str = 'out') -> None:       # the argument that sets `out` (`--out`, `--samples`)
+    "Refuse a folder to write inside a dataset of class folders: reading the data again would take that folder for a species."
     if out is None or not isinstance(data, (str, os.PathLike)): return
     root = Path(data).expanduser().resolve()
     if not root.is_dir() or find_csv(root): return      # a CSV lists its images: other folders beside them are never read
     o = Path(out).expanduser().resolve()
     if o == root or root in o.parents:
-        raise ValueError(f'The checkpoint folder {out} is inside the dataset folder {root}: reading the data again (to resume, '
-                         'or to evaluate) would take it for a species. Choose a folder outside the dataset, e.g. '
-                         f'{option("out", str(root.parent / "runs" / root.name))}.')
+        elsewhere = root.parent / 'runs' / root.name if what == 'checkpoint folder' else root.parent / f'{root.name}-{o.name}'
+        raise ValueError(f'The {what} {out} is inside the dataset folder {root}: reading the data again (to train, resume '
+                         'or evaluate) would take it for a species. Choose a folder outside the dataset, e.g. '
+                         f'{option(flag, str(elsewhere))}.')
 
 def prepare_out(out: str | Path | None,   # the checkpoint folder (None: no checkpoints)
                 resume: bool | str | Path,  # as in `train_classifier_guidance`

@@ -364,7 +364,7 @@ def test_evaluate_checks_its_numbers_before_any_work(capsys, ck, tmp_path, args,
 
 
 @pytest.mark.parametrize('args,problem', [(['--seed', -1], '--seed -1 (must be a whole number in [0, 2**63))'),
-                                          (['--n_per_class', 10 ** 9], 'GiB is free here. Ask for fewer samples per species')])
+                                          (['--n_per_class', 10 ** 9], 'GiB is free here. Ask for fewer samples per species (--n_per_class)')])
 def test_sample_refuses_a_seed_out_of_range_and_more_samples_than_memory_holds(capsys, ck, tmp_path, args, problem):
     before = snapshot(tmp_path)
     line = user_error(capsys, 'sample', '--checkpoint', ck, '--out', tmp_path / 's', '--steps', 2, *args)

@@ -170,4 +170,9 @@ def test_a_run_folder_inside_the_data_and_a_wrong_species_count_are_refused_befo
     assert r.returncode == 2 and 'is inside the dataset folder' in r.stderr and f'e.g. --out {root.resolve().parent / "runs" / "data"}' in r.stderr, r.stderr
     r = cli('train', '--preset', 'tiny', '--data', root, '--num_classes', 5, '--out', tmp_path / 'ck', cwd=tmp_path)
     assert r.returncode == 2 and 'holds 3 species but --num_classes 5' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    for args in (('evaluate', '--checkpoint', 'demo', '--out', root / 'pictures'),          # pictures too: never a species
+                 ('demo', '--out', tmp_path / 'ck', '--samples', root / 'grids')):
+        r = cli(*args, '--data', root, cwd=tmp_path)
+        assert r.returncode == 2 and 'is inside the dataset folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+        assert f'e.g. --{"out" if args[0] == "evaluate" else "samples"} {root.resolve().parent}/data-' in r.stderr, r.stderr
     assert sorted(p.relative_to(root) for p in root.rglob('*')) == before and not (tmp_path / 'ck').exists()
