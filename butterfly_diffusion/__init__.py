@@ -8,8 +8,9 @@ _API = {'core': ['Config', 'NetConfig', 'get_config', 'get_device', 'seed_everyt
         'unet': ['UNet', 'UNet_classifier', 'UNetClassifier'],
         'scheduler': ['NoiseSchedule'],
         'checkpoint': ['load_models', 'find_checkpoint', 'shipped_weights'],
-        'training': ['train_classifier_guidance'],
-        'guidance': ['sample', 'generate_and_save_images', 'load_pipeline', 'Pipeline']}
+        'training': ['train_classifier_guidance', 'train_models'],
+        'guidance': ['sample', 'generate_and_save_images', 'load_pipeline', 'Pipeline'],
+        'cascade': ['train_upsampler', 'load_upsampler', 'Upsampler']}
 _WHERE = {name: module for module, names in _API.items() for name in names}
 __all__ = [*_WHERE]
 

@@ -73,8 +73,10 @@ def ema_weights(ema_state: dict) -> dict:
 def build_models(ckpt: dict, device=None, ema: bool = True) -> tuple:
     "`(unet, classifier, cfg, classes)` from a checkpoint already read, in eval mode on `device`."
     cfg, device = Config.from_dict(ckpt['config']), get_device(device)
-    unet, classifier = UNet(cfg.net, ckpt.get('unet_classes')), UNet_classifier(len(ckpt['classes']), cfg.net)
+    unet = UNet(cfg.net, ckpt.get('unet_classes'))
+    classifier = None if ckpt['classifier'] is None else UNet_classifier(len(ckpt['classes']), cfg.net)   # None: an upsampler's
     for net, weights in ((unet, ema_weights(ckpt['ema']) if ema and 'ema' in ckpt else ckpt['unet']), (classifier, ckpt['classifier'])):
+        if net is None: continue
         try: net.load_state_dict(weights)
         except RuntimeError as e:   # torch lists every missing, unexpected and mis-shaped tensor: name the first
             first = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))[:200]
@@ -82,7 +84,7 @@ def build_models(ckpt: dict, device=None, ema: bool = True) -> tuple:
                              f'({first}): the file was changed after training, or written by other code. Use another '
                              'checkpoint, or the weights that ship with the package.') from None
     as_trained = dict(device=device, memory_format=torch.channels_last)   # as in training: oneDNN's convolutions are ~8% faster
-    return unet.to(**as_trained).eval(), classifier.to(**as_trained).eval(), cfg, list(ckpt['classes'])
+    return unet.to(**as_trained).eval(), classifier and classifier.to(**as_trained).eval(), cfg, list(ckpt['classes'])
 
 def load_models(path: str | Path, device=None, ema: bool = True) -> tuple:
     "Rebuild `(unet, classifier, cfg, classes)` from a checkpoint file or folder; `unet` holds the EMA weights when `ema`."
@@ -91,17 +93,22 @@ def load_models(path: str | Path, device=None, ema: bool = True) -> tuple:
 # %% ../nbs/06a_checkpoint.ipynb #d442609c
 def find_checkpoint(where: str | Path | None = None  # a checkpoint file, a folder to search, or None: the nearest checkpoints/
                    ) -> Path:
-    "The newest `last.pt` at or below `where` (None: in the nearest `checkpoints/` folder here or above), or a clear error."
+    "The newest `last.pt` at or below `where` (None: in the nearest `checkpoints/` folder here or above) of a base model if there is one (an upsampler's only where there is nothing else), or a clear error."
     if where is not None and Path(where).is_file(): return Path(where)
     here = Path.cwd().resolve()
     folders = [Path(where)] if where is not None else [p / 'checkpoints' for p in (here, *here.parents)]
     for folder in folders:
         found = sorted(folder.glob('**/last.pt'), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-        if found: return found[-1]
+        if found: return next((p for p in reversed(found) if not _upsampler(p)), found[-1])
     looked = folders[0].resolve() if where is not None else f'checkpoints/ in {here} or any folder above it'
     raise FileNotFoundError(f'No checkpoint (last.pt) found in {looked}. Train one first: run `python3 run.py demo`, or '
                             '`butterfly-diffusion train --preset demo`, or call train_classifier_guidance(model_0, model_1, '
                             "...); or load the weights that ship with the package: load_pipeline('demo').")
+
+def _upsampler(path: Path) -> bool:
+    "Whether the checkpoint at `path` holds an upsampler (the second stage of a cascade); False if it cannot be read."
+    try: return bool(read_checkpoint(path)['config'].get('high_size'))
+    except (ValueError, OSError, KeyError, TypeError, AttributeError): return False
 
 def project_root() -> Path:
     "Where runs and samples go: the nearest folder, here or above, with a `checkpoints/` folder or the project's `settings.ini` (else here)."
@@ -210,7 +217,7 @@ def export_weights(checkpoint: str | Path,   # a training checkpoint (file or fo
     unet = ema_weights(ck['ema']) if 'ema' in ck else ck['unet']
     weights = dict(format=CHECKPOINT_FORMAT, config=config, unet_classes=ck.get('unet_classes'),
                    classes=ck['classes'], step=ck.get('step'), history=ck.get('history', {}),
-                   unet=cast(unet), classifier=cast(ck['classifier']), **extra)
+                   unet=cast(unet), classifier=ck['classifier'] and cast(ck['classifier']), **extra)
     return atomic_save(weights, out)
 
 def shipped_weights() -> list[str]:

@@ -16,13 +16,14 @@ from .unet import UNet, UNet_classifier
 from .checkpoint import read_checkpoint, resolve_weights
 from .training import train_classifier_guidance, prepare_out, resume_if_restarted, check_out_outside_data
 from .guidance import generate_and_save_images, load_pipeline
+from .cascade import train_upsampler
 from .distributed import WorldError, local_device
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'AFTER_STOP', 'train', 'sample', 'evaluate', 'demo', 'read_step', 'main']
 
 # %% ../nbs/11_cli.ipynb #c72cec93
-def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str) = 'demo',
+def train(preset: Param('tiny, demo, photos (real photos on a CPU), seed, or upsampler (a 128-px second stage)', str) = 'demo',
           data: Param('a real dataset: Training_set.csv (or its folder) or class folders; default: built-in', str) = None,
           steps: Param('training budget in optimizer steps (default: the preset\'s)', int) = None,
           out: Param('checkpoint folder (default: checkpoints/<preset>)', str) = None,
@@ -50,9 +51,17 @@ def train(preset: Param('tiny, demo, photos (real photos on a CPU) or seed', str
     given = dict(batch_size=batch_size, num_classes=num_classes, conditional=True if conditional else False if unconditional else None)
     cfg = get_config(preset, **{k: v for k, v in given.items() if v is not None})
     seed_everything(cfg.seed)
+    t0 = time.time()
+    if cfg.upsampler:                         # the second stage of a cascade: one UNet, no classifier, no species
+        if conditional or unconditional: raise ValueError(f'--{"conditional" if conditional else "unconditional"}: an upsampler '
+                                                          'reads no species (the base model chose it); leave the flag out.')
+        r = train_upsampler(data=data, cfg=cfg, steps=steps, out=out, resume=resume, overwrite=overwrite, device=dev,
+                            compile=False if no_compile else None)
+        if r.world.main: print(f"trained {r.history['step'][-1]} steps in {time.time() - t0:.0f} s on {dev}: diffusion MSE "
+                               f"{r.history['mse'][-1]:.4f}; checkpoint {r.checkpoint}")
+        return r
     model_0 = UNet.from_config(cfg).to(dev)   # class-conditional if cfg.conditional
     model_1 = UNet_classifier.from_config(cfg).to(dev)
-    t0 = time.time()
     r = train_classifier_guidance(model_0, model_1, cfg.num_classes, data=data, cfg=cfg, steps=steps, out=out,
                                   resume=resume, overwrite=overwrite, device=dev,
                                   compile=False if no_compile else None)
@@ -73,23 +82,27 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
            cfg_scale: Param('classifier-free weight w on top, class-conditional UNets only; 0: none (default: the preset\'s)', float) = None,
            method: Param('ddim or ddpm', str) = 'ddim',
            steps: Param('DDIM steps (default: the preset\'s)', int) = None,
+           upsampler: Param('a second stage (an upsampler\'s checkpoint or shipped weights, e.g. demo-upsampler) that draws larger pictures', str) = None,
+           size: Param('side of the pictures: the checkpoint\'s, or the upsampler\'s (default: the largest)', int) = None,
            out: Param('folder for the PNG grids', str) = 'conditional-sampling',
            seed: Param('random seed', int) = 0,
            device: Param('cuda, mps or cpu', str) = None):
     "Write classifier-guided sample grids per species to --out."
     import matplotlib; matplotlib.use('Agg')
-    check_counts(num_classes=num_classes, n_per_class=n_per_class); check_fields(seed=seed)
+    check_counts(num_classes=num_classes, n_per_class=n_per_class, size=size); check_fields(seed=seed)
     check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps)
     if method not in ('ddim', 'ddpm'): raise ValueError(f'--method {method!r}: use ddim (fast) or ddpm (every step).')
     try: species = [int(s) for s in species.split(',')] if species else None
     except ValueError: raise ValueError(f'--species {species!r}: give species indices separated by commas, e.g. 0,3,7.') from None
     check_writable_dir(out, 'sample folder (--out)')
     ckpt = resolve_weights(checkpoint)
-    pipe = load_pipeline(ckpt, device)
-    classes = pipe.classes
-    print(f'sampling from {ckpt} ({pipe.cfg.name} preset, {len(classes)} species)')
+    pipe = load_pipeline(ckpt, device, upsampler)
+    classes, size = pipe.classes, size or pipe.sizes[-1]
+    if size not in pipe.sizes: raise ValueError(f'--size {size}: this checkpoint draws {pipe.cfg.image_size} px' + (
+        f', its upsampler {pipe.sizes[-1]} px' if upsampler else '; give --upsampler for larger pictures') + '.')
+    print(f'sampling from {ckpt} ({pipe.cfg.name} preset, {len(classes)} species' + (f'; {upsampler} draws {size} px from them)' if size > pipe.cfg.image_size else ')'))
     r = generate_and_save_images(min(10, len(classes)) if num_classes is None else num_classes, display=False,
-                                 pipeline=pipe, n_per_class=n_per_class, species=species, scale=scale,
+                                 pipeline=pipe, n_per_class=n_per_class, species=species, size=size, scale=scale,
                                  temperature=temperature, cfg_scale=cfg_scale, steps='ddpm' if method == 'ddpm' else steps, out=out, seed=seed)
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r

@@ -33,10 +33,17 @@ class NetConfig:
     time_dim: int = 32                 # dimension of the sinusoidal timestep encoding
     dropout: float = 0.1               # dropout inside residual blocks
     classifier_downsample: int = 1     # the classifier reads the image this many times smaller (antialiased); the UNet ignores it
+    cond_channels: int = 0             # extra input channels: the upsampled low-resolution image an upsampler reads (0: none)
+    middle_attention: bool = True      # self-attention in the middle block; without any attention a UNet applies at any size
 
     def __post_init__(self):
         for k in ('channel_mults', 'attn_resolutions'): object.__setattr__(self, k, tuple(getattr(self, k)))
         check_net(self)
+
+    @property
+    def convolutional(self) -> bool:
+        "True when no layer attends over the whole image: then the network applies to images of any size its levels can halve."
+        return not self.attn_resolutions and not self.middle_attention
 
     @property
     def level_sizes(self) -> list[int]:
@@ -81,6 +88,13 @@ class Config:
     seed: int = 0                      # random seed of data generation and training
     min_snr_gamma: float | None = None # Min-SNR-γ weighting of the noise MSE (Hang et al. 2023); None: plain MSE
     conditional: bool = False          # the UNet also reads the species (label dropout 10%); guidance steers it further
+    # a super-resolution stage of a cascade (`08a_cascade`); all 0 for a base model
+    high_size: int = 0                 # side of the images an upsampler draws; its data is read at this size, its network trains on crops
+    low_size: int = 0                  # side of the base model's images that it reads (upsampled to high_size)
+    cond_t_max: int = 0                # conditioning augmentation: in training the low-resolution image is noised to a level in [0, cond_t_max)
+    cond_t: int = 0                    # ... and in sampling to this level (the network is told the level, like a timestep)
+    detail_scale: float = 1.0          # an upsampler diffuses the detail x - B(A(x)) times this (near unit variance)
+    detail_t_max: int = 0              # ... at t < detail_t_max only (beyond, the noise drowns the detail); 0: every t
 
     def __post_init__(self):
         if isinstance(self.net, dict): self.net = NetConfig(**self.net)
@@ -88,6 +102,14 @@ class Config:
 
     @property
     def image_size(self) -> int: return self.net.image_size
+
+    @property
+    def upsampler(self) -> bool: return self.high_size > 0
+
+    @property
+    def data_size(self) -> int:
+        "Side at which the training images are read: the network's, or an upsampler's full size (it trains on crops of them)."
+        return self.high_size or self.image_size
 
     def to_dict(self) -> dict:
         "Plain types only, so it can be saved in a `weights_only` checkpoint."
@@ -133,6 +155,9 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'seed': (lambda v: _whole(v, 0) and v < 2 ** 63, 'a whole number in [0, 2**63)'),
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
     'conditional': (lambda v: isinstance(v, bool), 'True or False'),
+    'middle_attention': (lambda v: isinstance(v, bool), 'True or False'),
+    **{k: (lambda v: _whole(v, 0), 'a whole number >= 0') for k in ('cond_channels', 'high_size', 'low_size', 'cond_t_max', 'cond_t', 'detail_t_max')},
+    'detail_scale': (lambda v: _real(v) and 0 < v <= 100, 'a finite number in (0, 100]'),
 }
 
 def out_of_range(obj) -> list[str]:
@@ -158,6 +183,26 @@ def check_net(net) -> None:
                    f'{n - 1} times: pick a factor that divides image_size / {2 ** (n - 1)}, or 1)')
     _refuse('Network config', bad)
 
+def _upsampler_problems(cfg) -> list[str]:
+    "What keeps `cfg` from describing an upsampler (`high_size` > 0): sizes, channels, a network that applies at any size."
+    net, hi, lo, bad = cfg.net, cfg.high_size, cfg.low_size, []
+    if not (0 < lo < hi and hi % lo == 0):
+        bad.append(f'high_size={hi}, low_size={lo} (an upsampler draws high_size px from low_size px: need 0 < low_size < '
+                   'high_size, high_size a multiple of low_size)')
+    if net.image_size > hi or hi % 2 ** (len(net.channel_mults) - 1):
+        bad.append(f'image_size={net.image_size} (the crops it trains on) and high_size={hi} (the side it draws): need '
+                   f'image_size <= high_size and high_size a multiple of {2 ** (len(net.channel_mults) - 1)}')
+    if net.cond_channels != net.in_channels:
+        bad.append(f'cond_channels={net.cond_channels} (an upsampler reads the low-resolution image: cond_channels={net.in_channels})')
+    if not net.convolutional:
+        bad.append('attn_resolutions/middle_attention (trained on crops, applied to the whole image: give it no attention, '
+                   'attn_resolutions=() and middle_attention=False)')
+    if not (cfg.cond_t < cfg.timesteps and cfg.cond_t_max <= cfg.timesteps and cfg.detail_t_max <= cfg.timesteps):
+        bad.append(f'cond_t={cfg.cond_t}, cond_t_max={cfg.cond_t_max}, detail_t_max={cfg.detail_t_max} (noise levels: at most timesteps={cfg.timesteps})')
+    if cfg.sample_steps > (cfg.detail_t_max or cfg.timesteps):
+        bad.append(f'sample_steps={cfg.sample_steps} (at most detail_t_max={cfg.detail_t_max}, the steps it samples)')
+    return bad
+
 def check_config(cfg) -> None:
     "Raise one `ValueError` listing every field of `cfg` outside its range (`CONFIG_RANGES`) and what it must be."
     bad = out_of_range(cfg)
@@ -165,6 +210,7 @@ def check_config(cfg) -> None:
         bad.append(f'beta_start={cfg.beta_start}, beta_end={cfg.beta_end} (need 0 < beta_start < beta_end < 1)')
     if not bad and cfg.sample_steps > cfg.timesteps:
         bad.append(f'sample_steps={cfg.sample_steps} (at most timesteps={cfg.timesteps})')
+    if not bad and (cfg.high_size or cfg.low_size): bad += _upsampler_problems(cfg)
     _refuse(f'Config {cfg.name!r}', bad)
 
 # %% ../nbs/00_core.ipynb #f818f599
@@ -182,6 +228,12 @@ PRESETS = {
                      net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                    attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),
+    'upsampler': Config(name='upsampler', num_classes=10, n_per_class=300, high_size=128, low_size=32, cond_t_max=300, cond_t=100,
+                        detail_scale=4.0, detail_t_max=500, batch_size=16, lr=1e-3,
+                        steps=2_400, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.998,
+                        sample_steps=20, sample_eta=0.0, samples_per_class=8,
+                        net=NetConfig(image_size=64, cond_channels=3, base_filters=32, channel_mults=(1, 2, 4), num_res_blocks=1,
+                                      attn_resolutions=(), middle_attention=False, num_heads=4, dropout=0.0)),
 }
 
 
@@ -280,9 +332,14 @@ def check_fields(**values) -> None:
 def _cgroup_room() -> int | None:
     "Bytes this process's control group (a container's memory limit, cgroup v2) may still take; None where there is no limit."
     try:
-        limit = Path('/sys/fs/cgroup/memory.max').read_text().strip()
-        return None if limit == 'max' else int(limit) - int(Path('/sys/fs/cgroup/memory.current').read_text())
-    except (OSError, ValueError): return None
+        own = next(l.split('::', 1)[1].strip() for l in Path('/proc/self/cgroup').read_text().splitlines() if l.startswith('0::'))
+        folder = Path('/sys/fs/cgroup') / own.lstrip('/')
+        limit = (folder / 'memory.max').read_text().strip()
+        if limit == 'max': return None
+        stat = dict(l.split() for l in (folder / 'memory.stat').read_text().splitlines())
+        used = int((folder / 'memory.current').read_text()) - int(stat.get('inactive_file', 0))   # page cache the kernel can drop
+        return int(limit) - used
+    except (OSError, ValueError, StopIteration): return None
 
 def free_memory() -> int | None:
     "Bytes of memory a new allocation can take here: Linux's MemAvailable (or a container's limit, if lower), elsewhere all the memory there is; None if unknown."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_guidance.ipynb #debe604e
 from __future__ import annotations
-import functools, numbers, re, unicodedata
+import dataclasses, functools, numbers, re, unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +18,7 @@ from .core import (Config, autocast, show_images, image_grid, check_counts, chec
                                      check_writable_dir, check_fields, check_room, on_command_line, SAMPLING)
 from .scheduler import NoiseSchedule
 from .checkpoint import (read_checkpoint, load_models, checkpoint_dir, project_root, resolve_weights,
-                                            WEIGHTS_DIR, write_all)
+                                            WEIGHTS_DIR, write_all, shipped_weights)
 
 # %% auto #0
 __all__ = ['classifier_grad', 'noise_predictor', 'classifier_free', 'classifier_guidance', 'timesteps_for', 'sample',
@@ -129,10 +129,25 @@ class Pipeline:
     cfg: Config
     classes: list                # species names; index = label
     schedule: NoiseSchedule
+    upsampler: Callable | None = None   # an `Upsampler` (chapter 8a): draws its `cfg.high_size` px from these samples
 
     @classmethod
-    def from_models(cls, unet, classifier, cfg: Config, classes: list) -> Pipeline:
-        return cls(unet, classifier, cfg, list(classes), NoiseSchedule.from_config(cfg).to(next(unet.parameters()).device))
+    def from_models(cls, unet, classifier, cfg: Config, classes: list, upsampler=None) -> Pipeline:
+        pipe = cls(unet, classifier, cfg, list(classes), NoiseSchedule.from_config(cfg).to(next(unet.parameters()).device))
+        return pipe.with_upsampler(upsampler) if upsampler is not None else pipe
+
+    def with_upsampler(self, upsampler) -> Pipeline:
+        "This pipeline with `upsampler` as its second stage (its `low_size` must be this pipeline's image size)."
+        if upsampler.cfg.low_size != self.cfg.image_size:
+            raise ValueError(f'The upsampler draws {upsampler.cfg.high_size} px from {upsampler.cfg.low_size}-px images, but '
+                             f'this pipeline draws {self.cfg.image_size} px: pair it with an upsampler trained with '
+                             f'low_size={self.cfg.image_size}.')
+        return dataclasses.replace(self, upsampler=upsampler)
+
+    @property
+    def sizes(self) -> list[int]:
+        "The sides this pipeline draws: its own, and its upsampler's if it has one."
+        return [self.cfg.image_size] + ([self.upsampler.cfg.high_size] if self.upsampler is not None else [])
 
     @property
     def device(self) -> torch.device: return next(self.unet.parameters()).device
@@ -172,34 +187,50 @@ class Pipeline:
                  x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,  # or these, given
                  callback: Callable | None = None, progress: bool = False,
                  batch_size: int = 256,      # images per `sample` call
+                 size: int | None = None,    # side of the images: one of `sizes` (default: the largest; the upsampler samples with its own config's settings)
                  **changes) -> torch.Tensor: # `settings` to change: scale, temperature, t_max, steps, eta, cfg_scale, label
-        "`n` samples of each of `species` (in that order), in [-1, 1] on the CPU."
+        "`n` samples of each of `species` (in that order), in [-1, 1] on the CPU; at the upsampler's size, its drawings of them."
         check_counts(n=n, batch_size=batch_size)
         if generator is None: check_fields(seed=seed)
+        size = self.sizes[-1] if size is None else size
+        if size not in self.sizes:
+            raise ValueError(f'size={size!r}: this pipeline draws {" or ".join(map(str, self.sizes))} px' + (
+                '' if self.upsampler is not None else ' (load it with an upsampler for larger pictures: '
+                'load_pipeline(..., upsampler=...))') + '.')
         ids, kw = self.labels(species), self.settings(**changes)
-        size, chans = self.cfg.image_size, self.unet.config.in_channels
+        chans = self.unet.config.in_channels
         check_room(2 * len(ids) * n * chans * size * size * 4, f'{len(ids) * n} samples of {size}×{size} px (the starting '
                    'noise and the images)', f'Ask for fewer samples per species ({"--n_per_class" if on_command_line() else "n"}), '
                    'or draw them over several calls.')
         y = ids.repeat_interleave(n)
-        if x_T is not None and (tuple(x_T.shape) != (len(y), chans, size, size) or not torch.isfinite(x_T).all()):
+        base = self.cfg.image_size
+        if x_T is not None and (tuple(x_T.shape) != (len(y), chans, base, base) or not torch.isfinite(x_T).all()):
             raise ValueError(f'x_T has shape {tuple(x_T.shape)}' + (' and NaN or infinite values' if x_T.numel() and not
-                             torch.isfinite(x_T).all() else '') + f': it must be finite noise of shape {(len(y), chans, size, size)} '
-                             f'(n={n} images of each of {len(y) // n} species, {chans}×{size}×{size}), or None to draw it.')
+                             torch.isfinite(x_T).all() else '') + f': it must be finite noise of shape {(len(y), chans, base, base)} '
+                             f'(n={n} images of each of {len(y) // n} species, {chans}×{base}×{base}), or None to draw it.')
         g = generator or torch.Generator().manual_seed(seed)
-        if x_T is None: x_T = torch.randn(len(y), chans, size, size, generator=g, device=g.device)
+        if x_T is None: x_T = torch.randn(len(y), chans, base, base, generator=g, device=g.device)
         dtype, out = next(self.unet.parameters()).dtype, []
         for i in range(0, len(y), batch_size):
             yb, xb = y[i:i + batch_size].to(self.device), x_T[i:i + batch_size].to(self.device, dtype)
             predict = (classifier_free(self.unet, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.unet, yb if kw['label'] else None))
             guide = classifier_guidance(self.classifier, yb, kw['scale'], kw['temperature'], kw['t_max']) if kw['scale'] else None
             out.append(sample(predict, self.schedule, xb, guide, kw['steps'], kw['eta'], g, callback, progress).cpu())
-        return torch.cat(out)
+        x = torch.cat(out)
+        return x if size == base else self.upsampler(x.float(), generator=g, progress=progress)   # the second stage
 
 def load_pipeline(path_or_name: str | Path = 'demo',  # a checkpoint file or folder, or the name of shipped weights
-                  device=None) -> Pipeline:
+                  device=None,
+                  upsampler=None) -> Pipeline:   # a second stage: an `Upsampler`, or its checkpoint or shipped weights' name
     "A `Pipeline` from a checkpoint, or from trained weights that ship with the package (`shipped_weights()`)."
-    return Pipeline.from_models(*load_models(resolve_weights(path_or_name), device))
+    unet, classifier, cfg, classes = load_models(path := resolve_weights(path_or_name), device)
+    if classifier is None: raise ValueError(f'{path} holds an upsampler (the second stage of a cascade), not a base model '
+                                            'with its classifier: give it as ' + (f'--upsampler {path}, with the base model as '
+                                            '--checkpoint' if on_command_line() else 'load_pipeline(base, upsampler=...)') + '.')
+    if upsampler is not None and not callable(upsampler):
+        from butterfly_diffusion.cascade import load_upsampler   # chapter 8a, which builds on this one: loaded only when asked
+        upsampler = load_upsampler(upsampler, device)
+    return Pipeline.from_models(unet, classifier, cfg, classes, upsampler)
 
 # %% ../nbs/08_guidance.ipynb #e2416d71
 def default_checkpoint(name: str = 'demo') -> Path:
@@ -218,9 +249,13 @@ def default_checkpoint(name: str = 'demo') -> Path:
     print(f"using the {name!r} weights that ship with the package (butterfly_diffusion/weights/{name}.md: how they were made)")
     return weights
 
-def default_pipeline(name: str = 'demo', device=None) -> Pipeline:
+def default_pipeline(name: str = 'demo', device=None,
+                     upsampler: bool = False) -> Pipeline:  # add the shipped `NAME-upsampler`, where one ships (chapter 8a)
     "`load_pipeline(default_checkpoint(name))`: your finished run of the `name` preset, else the shipped `name` weights."
-    return load_pipeline(default_checkpoint(name), device)
+    ckpt = default_checkpoint(name)
+    up = f'{name}-upsampler' if upsampler and f'{name}-upsampler' in shipped_weights() else None
+    if up: print(f"and, as its second stage, the {up!r} weights that ship with the package (butterfly_diffusion/weights/{up}.md)")
+    return load_pipeline(ckpt, device, up)
 
 # %% ../nbs/08_guidance.ipynb #8bab2257
 def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: the first NUM_CLASSES
@@ -229,6 +264,7 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
                              checkpoint: str | Path | None = None,  # a checkpoint, a folder, or shipped weights' name; None: `default_pipeline`
                              pipeline: Pipeline | None = None,  # or a pipeline already loaded
                              n_per_class: int | None = None, # samples per species (default: cfg.samples_per_class)
+                             size: int | None = None,        # side of the pictures (default: the largest the pipeline draws)
                              out: str | Path | None = None,  # folder for the PNG grids; None: conditional-sampling/ in `project_root()`
                              seed: int = 0, device=None, progress: bool = True,
                              **changes) -> dict:             # sampling settings: scale, temperature, t_max, steps, eta, cfg_scale
@@ -236,10 +272,10 @@ def generate_and_save_images(NUM_CLASSES: int = 10,          # species to draw: 
     check_counts(NUM_CLASSES=NUM_CLASSES, n_per_class=n_per_class); check_sampling(**changes)
     out = project_root() / 'conditional-sampling' if out is None else Path(out)   # from nbs/ too: the project's root
     check_writable_dir(out, 'sample folder (out, --out)')     # before any work, not after sampling
-    pipe = pipeline or (default_pipeline(device=device) if checkpoint is None else load_pipeline(checkpoint, device))
+    pipe = pipeline or (default_pipeline(device=device, upsampler=True) if checkpoint is None else load_pipeline(checkpoint, device))
     ids = pipe.labels(list(range(NUM_CLASSES)) if species is None else species).tolist()
     n = n_per_class or pipe.cfg.samples_per_class
-    x = pipe(ids, n, seed, progress=progress, **changes)
+    x = pipe(ids, n, seed, progress=progress, size=size, **changes)
     return save_grids(x, ids, pipe.classes, n, out, display)
 
 # %% ../nbs/08_guidance.ipynb #753545a0

@@ -64,10 +64,10 @@ def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> to
 class TrainState:
     "Both models, the EMA, both optimizers, the step and the noise generator: all a run needs to continue."
     unet: torch.nn.Module
-    classifier: torch.nn.Module
+    classifier: torch.nn.Module | None      # None when the UNet trains alone (an upsampler, chapter 8a)
     ema: AveragedModel
     opt_unet: torch.optim.Optimizer
-    opt_classifier: torch.optim.Optimizer
+    opt_classifier: torch.optim.Optimizer | None
     generator: torch.Generator
     cfg: Config
     classes: list
@@ -83,7 +83,7 @@ def make_state(unet, classifier, cfg: Config, classes: list, device: torch.devic
     "Optimizers (fused Adam on CUDA and CPUs), EMA copy and noise generator (one stream per rank) for a fresh run."
     fused = device.type in ('cuda', 'cpu')   # one kernel for all parameters: on two CPU cores ~2% of a demo step
     opt_unet = torch.optim.Adam(unet.parameters(), lr=cfg.lr, fused=fused)
-    opt_classifier = torch.optim.Adam(classifier.parameters(), lr=cfg.lr, fused=fused)
+    opt_classifier = None if classifier is None else torch.optim.Adam(classifier.parameters(), lr=cfg.lr, fused=fused)
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     gen = torch.Generator(device).manual_seed(rank_seed(cfg.seed, world.rank))
     return TrainState(unet, classifier, ema, opt_unet, opt_classifier, gen, cfg, list(classes), world=world)

@@ -14,6 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 import matplotlib.pyplot as plt
+from fastcore.meta import delegates
 
 from .core import (Config, get_config, override, get_device, autocast, check_counts,
                                      check_writable_dir, rank_seed, as_path, option)
@@ -29,8 +30,8 @@ __all__ = ['COMPILE_OPTIONS', 'RUN_FIELDS', 'RESUMABLE', 'compile_model', 'compi
            'NonFiniteError', 'save_checkpoint', 'remove_stale_temp', 'file_sha256', 'data_fingerprint', 'run_identity',
            'check_resumable', 'restore_state', 'batches', 'Recipe', 'check_compatible', 'check_out_outside_data',
            'prepare_out', 'resume_if_restarted', 'FolderInUse', 'run_folder_lock', 'lock_holder', 'stop_signals',
-           'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_classifier_guidance',
-           'plot_history']
+           'lr_at', 'set_lr', 'log', 'stop_agreed', 'run_steps', 'TrainResult', 'train_models',
+           'train_classifier_guidance', 'plot_history']
 
 # %% ../nbs/07_training.ipynb #18e70985
 COMPILE_OPTIONS = {'force_layout_optimization': True}   # channels-last through the whole graph, also in UNets
@@ -43,7 +44,7 @@ def compile_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
 
 def compile_models(s: TrainState, **kwargs) -> TrainState:
     "Let `train_step` run compiled versions of both models (`compile_model`), DDP-wrapped ones included; `kwargs` go to `torch.compile`."
-    s.nets = tuple(compile_model(m, **kwargs) for m in s.nets or (s.unet, s.classifier))
+    s.nets = tuple(m if m is None else compile_model(m, **kwargs) for m in s.nets or (s.unet, s.classifier))
     return s
 
 # %% ../nbs/07_training.ipynb #28ccd859
@@ -109,7 +110,7 @@ class NonFiniteError(FloatingPointError):
 def save_checkpoint(s: TrainState, path: str | Path) -> Path:
     "Write the whole training state to `path` atomically (temporary file, then rename); never a non-finite one."
     nets = {'the UNet': s.unet, 'the classifier': s.classifier}
-    bad = [n for n, m in nets.items() if not torch.stack([torch.isfinite(p).all() for p in m.parameters()]).all()]
+    bad = [n for n, m in nets.items() if m is not None and not torch.stack([torch.isfinite(p).all() for p in m.parameters()]).all()]
     if bad: raise NonFiniteError(f'The weights of {" and ".join(bad)} are NaN or infinite at step {s.step}: not saved, so '
                                  f'{path} keeps the last finite checkpoint. Lower the learning rate and resume from it.')
     rng = dict(torch=torch.get_rng_state() if s.rng_state is None else s.rng_state, generator=s.generator.get_state(),
@@ -125,8 +126,9 @@ def save_checkpoint(s: TrainState, path: str | Path) -> Path:
 
 def _write(s: TrainState, path: Path, rng: dict, ranks: list):
     ckpt = dict(format=CHECKPOINT_FORMAT, step=s.step, config=s.cfg.to_dict(), classes=s.classes, run=s.run,
-                world_size=s.world.size, unet_classes=s.unet.num_classes, unet=s.unet.state_dict(), classifier=s.classifier.state_dict(), ema=s.ema.state_dict(),
-                opt_unet=s.opt_unet.state_dict(), opt_classifier=s.opt_classifier.state_dict(), history=s.history, rng=rng,
+                world_size=s.world.size, unet_classes=s.unet.num_classes, unet=s.unet.state_dict(), ema=s.ema.state_dict(),
+                classifier=s.classifier and s.classifier.state_dict(), opt_unet=s.opt_unet.state_dict(),
+                opt_classifier=s.opt_classifier and s.opt_classifier.state_dict(), history=s.history, rng=rng,
                 **(dict(rank_rng=ranks) if len(ranks) > 1 else {}))
     atomic_save(ckpt, path)
 
@@ -138,7 +140,7 @@ def remove_stale_temp(folder: Path) -> list[Path]:
 
 # %% ../nbs/07_training.ipynb #426c198f
 RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay',
-              'min_snr_gamma')
+              'min_snr_gamma', 'high_size', 'low_size', 'cond_t_max')
 RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total',
              'source': 'the same data may move to another folder: its file names, sizes and contents must match'}
 
@@ -189,16 +191,15 @@ def restore_state(s: TrainState, ckpt: dict):
     "Load a checkpoint's weights, optimizers, EMA, step, RNG states and history into `s`."
     net = Config.from_dict(ckpt['config']).net
     for name, classes in (('unet', ckpt.get('unet_classes')), ('classifier', len(ckpt['classes']))):
-        m = getattr(s, name)
+        if (m := getattr(s, name)) is None: continue           # an upsampler's run: no classifier
         want, got = dict(vars(m.config), num_classes=m.num_classes), dict(vars(net), num_classes=classes)
         if want != got:
             diff = {k: (got[k], want[k]) for k in want if want[k] != got[k]}
             raise ValueError(f'The checkpoint was made for a different {"UNet" if name == "unet" else "classifier"} (checkpoint vs now: {diff}). '
                              f'Build the models with the checkpoint\'s settings, or train into a new --out folder.')
     check_resumable(ckpt, s.run)
-    s.unet.load_state_dict(ckpt['unet']); s.classifier.load_state_dict(ckpt['classifier'])
-    s.ema.load_state_dict(ckpt['ema'])
-    s.opt_unet.load_state_dict(ckpt['opt_unet']); s.opt_classifier.load_state_dict(ckpt['opt_classifier'])
+    s.unet.load_state_dict(ckpt['unet']); s.ema.load_state_dict(ckpt['ema']); s.opt_unet.load_state_dict(ckpt['opt_unet'])
+    if s.classifier is not None: s.classifier.load_state_dict(ckpt['classifier']); s.opt_classifier.load_state_dict(ckpt['opt_classifier'])
     s.step = ckpt['step']; s.history.update(ckpt['history'])
     saved = ckpt.get('world_size', 1)
     if saved != s.world.size:                   # each rank's streams belong to a shard that no longer exists
@@ -240,8 +241,24 @@ class Recipe:
     callbacks: tuple = ()                 # each called as cb(state) after every finished step (and its log and save)
 
 # %% ../nbs/07_training.ipynb #7fac0161
-def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, image_size: int):
-    "Raise a clear error if the models, `num_classes` and the data disagree."
+def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, cfg: Config):
+    "Raise a clear error if the models, `num_classes`, the data and the run's config disagree."
+    image_size = cfg.data_size
+    if unet.config.cond_channels and not cfg.upsampler:
+        raise ValueError(f'The UNet reads a condition image (cond_channels={unet.config.cond_channels}): it is an upsampler, '
+                         "trained by train_upsampler with an upsampler's config, e.g. get_config('upsampler').")
+    if cfg.upsampler:
+        if classifier is not None or not unet.config.cond_channels:
+            raise ValueError(f"Config {cfg.name!r} trains an upsampler: a UNet with cond_channels={unet.config.in_channels} "
+                             "and no classifier (train_upsampler builds it: UNet.from_config(cfg)).")
+        if len(data.classes) != num_classes:
+            raise ValueError(f'The dataset has {len(data.classes)} classes but num_classes={num_classes}: pass num_classes={len(data.classes)}.')
+        if (size := getattr(data.train_ds, 'image_size', image_size)) != image_size:
+            raise ValueError(f'The data is {size}px but the upsampler draws {image_size}px (high_size): read it with '
+                             f'get_data(..., image_size={image_size}), or pass the path and let training read it.')
+        return
+    if classifier is None:
+        raise ValueError('No classifier: only an upsampler (a config with high_size > 0) trains without one.')
     if classifier.num_classes != num_classes:
         raise ValueError(f'UNet_classifier has {classifier.num_classes} classes but num_classes={num_classes}: '
                          f'build it with UNet_classifier(num_classes={num_classes}).')
@@ -347,8 +364,8 @@ def lr_at(cfg: Config, step: int, steps: int) -> float:
     return cfg.lr * (cfg.lr_decay_to + (1 - cfg.lr_decay_to) * (1 + math.cos(math.pi * done)) / 2)
 
 def set_lr(s: TrainState, lr: float):
-    "Set the learning rate of both optimizers."
-    for opt in (s.opt_unet, s.opt_classifier):
+    "Set the learning rate of both optimizers (of the UNet's alone, if it trains alone)."
+    for opt in filter(None, (s.opt_unet, s.opt_classifier)):
         for group in opt.param_groups: group['lr'] = lr
 
 # %% ../nbs/07_training.ipynb #5ad509a0
@@ -358,11 +375,13 @@ def log(s: TrainState, meter: Meter, bar, seconds: float):
     r, last = meter.read(), (s.history['step'] or [0])[-1]
     if not (math.isfinite(r['mse']) and math.isfinite(r['ce'])):
         raise NonFiniteError(f'Training diverged: a loss became NaN or infinite between steps {last + 1} and {s.step} '
-                             f'(diffusion MSE {r["mse"]}, classifier cross-entropy {r["ce"]}). Nothing of it is '
+                             f'(diffusion MSE {r["mse"]}' + ('' if s.classifier is None else f', classifier cross-entropy {r["ce"]}')
+                             + '). Nothing of it is '
                              f'saved; the last checkpoint is the last finite state. Lower the learning rate '
                              f'(lr={s.cfg.lr}) and resume, or start again.')
-    for k in ('mse', 'ce', 'acc', 'acc_by_t'): s.history[k].append(r[k])
-    s.history['step'].append(s.step); s.history['seconds'].append(seconds)
+    s.history['step'].append(s.step); s.history['seconds'].append(seconds); s.history['mse'].append(r['mse'])
+    if s.classifier is None: bar.set_postfix(mse=f"{r['mse']:.4f}"); return    # a UNet trained alone: no classifier to report
+    for k in ('ce', 'acc', 'acc_by_t'): s.history[k].append(r[k])
     bar.set_postfix(mse=f"{r['mse']:.4f}", ce=f"{r['ce']:.3f}", acc=f"{r['acc']:.0%}",
                     acc_t_lt_200=f"{sum(r['acc_by_t'][:2]) / 2:.0%}")
 
@@ -424,23 +443,23 @@ class TrainResult:
     def plot(self): return plot_history(self.history, self.cfg.timesteps)
 
 # %% ../nbs/07_training.ipynb #cae1d87e
-def train_classifier_guidance(model_0: UNet,              # diffusion model (unconditional, or conditional for CFG)
-                              model_1: UNet_classifier,   # noisy-image classifier
-                              num_classes: int = 75,      # species to train on
-                              data: str | Path | ButterflyData | None = None,  # path to a real dataset; None: built-in
-                              cfg: Config | None = None,  # preset; None: `seed` (its network is the models' own)
-                              steps: int | None = None,   # training budget in optimizer steps (default: cfg.steps)
-                              epochs: float | None = None,  # or a budget in passes over the training set
-                              out: str | Path | None = 'checkpoints',  # checkpoint folder (None: no checkpoints)
-                              resume: bool | str | Path = False,  # True: continue from out/last.pt; or a path
-                              overwrite: bool = False,    # start a new run over a checkpoint already in `out`
-                              device=None,                # default: the models' device
-                              compile: bool | None = None,  # torch.compile both models; None: on CUDA only
-                              p_uncond: float = 0.1,      # label dropout when model_0 is class-conditional
-                              progress: bool = True,      # show a tqdm progress bar
-                              recipe: Recipe | None = None,  # what each step does (`Recipe`); None: the seed's
-                              **overrides) -> TrainResult:  # any other `Config` field, e.g. batch_size=64
-    "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
+def train_models(unet: UNet,                     # the diffusion model (a base model, or an upsampler)
+                 classifier: UNet_classifier | None,  # its noisy classifier, trained beside it; None: the UNet trains alone
+                 num_classes: int,               # species of the data
+                 data: str | Path | ButterflyData | None = None,  # path to a real dataset; None: built-in
+                 cfg: Config | str | None = None,  # preset (or its name); None: `seed` (its network is the models' own)
+                 steps: int | None = None,       # training budget in optimizer steps (default: cfg.steps)
+                 epochs: float | None = None,    # or a budget in passes over the training set
+                 out: str | Path | None = 'checkpoints',  # checkpoint folder (None: no checkpoints)
+                 resume: bool | str | Path = False,  # True: continue from out/last.pt; or a path
+                 overwrite: bool = False,        # start a new run over a checkpoint already in `out`
+                 device=None,                    # default: the models' device
+                 compile: bool | None = None,    # torch.compile the models; None: on CUDA only
+                 p_uncond: float = 0.1,          # label dropout when the UNet is class-conditional
+                 progress: bool = True,          # show a tqdm progress bar
+                 recipe: Recipe | None = None,   # what each step does (`Recipe`); None: the seed's
+                 **overrides) -> TrainResult:    # any other `Config` field, e.g. batch_size=64
+    "The run harness: train `unet` (and `classifier`) with `recipe`'s step on one stream of batches (or many, under torchrun), with checkpoints and exact resume."
     cfg = get_config(cfg) if isinstance(cfg, str) else cfg    # a preset's name, e.g. 'tiny'
     if not (cfg is None or isinstance(cfg, Config)):
         raise TypeError(f'cfg={cfg!r}: give a Config (get_config(\'demo\')), a preset\'s name, or None for the seed\'s.')
@@ -448,26 +467,27 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
     check_out_outside_data(out, data)
     resume, overwrite = resume_if_restarted(out, resume, overwrite)
     out = prepare_out(out, resume, overwrite)   # before any work: a run already in `out` is never lost
-    cfg = override(override(get_config('seed'), net=model_0.config) if cfg is None else cfg, num_classes=num_classes, **overrides)
+    cfg = override(override(get_config('seed'), net=unet.config) if cfg is None else cfg, num_classes=num_classes, **overrides)
     check_counts(steps=steps)
     if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
         raise ValueError(f'epochs={epochs!r}: must be a finite number > 0 (or leave it out for cfg.steps).')
-    world, device = init_world(get_device(device or next(model_0.parameters()).device))   # under torchrun: join the others
+    world, device = init_world(get_device(device or next(unet.parameters()).device))   # under torchrun: join the others
     with run_folder_lock(out, world):        # one process trains into `out` at a time; then check it again, as its owner
         out = prepare_out(out, resume, overwrite, clean=world.main)
         source = 'built-in' if data is None else None if isinstance(data, ButterflyData) else str(data.resolve())
         data = data if isinstance(data, ButterflyData) else get_data(
-            data, image_size=cfg.image_size, num_classes=num_classes if data is None else None,
+            data, image_size=cfg.data_size, num_classes=num_classes if data is None else None,
             batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, n_per_class=cfg.n_per_class)
-        check_compatible(model_0, model_1, num_classes, data, cfg.image_size)
-        cfg = override(cfg, net=model_0.config)    # the models size the run: the checkpoint stores their NetConfig
-        for m in (model_0, model_1): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
+        check_compatible(unet, classifier, num_classes, data, cfg)
+        cfg = override(cfg, net=unet.config)       # the models size the run: the checkpoint stores their NetConfig
+        models = (unet, classifier)
+        for m in filter(None, models): m.to(device, memory_format=torch.channels_last)   # cuDNN and oneDNN both prefer it
         nets = None
         if world.distributed:   # DDP copies rank 0's weights to every rank, then averages the gradients of each step
-            nets = tuple(DDP(m, device_ids=[device.index] if device.type == 'cuda' else None, gradient_as_bucket_view=True)
-                         for m in (model_0, model_1))
+            nets = tuple(m and DDP(m, device_ids=[device.index] if device.type == 'cuda' else None, gradient_as_bucket_view=True)
+                         for m in models)
             if world.rank: torch.manual_seed(rank_seed(cfg.seed, world.rank))   # this rank's dropout and flips
-        s = make_state(model_0, model_1, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
+        s = make_state(unet, classifier, cfg, data.classes, device, world)   # after DDP: the EMA starts from rank 0's weights
         s.nets = nets
         dl = train_loader(data.train_ds, cfg.batch_size, cfg.num_workers, world.rank, world.size, pin_memory=device.type == 'cuda')
         steps = steps if steps is not None else math.ceil(epochs * len(dl)) if epochs is not None else cfg.steps
@@ -479,15 +499,29 @@ def train_classifier_guidance(model_0: UNet,              # diffusion model (unc
         schedule = NoiseSchedule.from_config(cfg).to(device)
         recipe = recipe or Recipe()
         run_steps(s, schedule, recipe.batches(dl, s.step, cfg.seed), steps, out, device, progress, p_uncond, recipe)
-        if data.valid_dl is not None:              # the noisy classifier on images it never trained on
-            s.history['valid_acc_by_t'] = accuracy_by_t(model_1, data.valid_dl, schedule, world=world,
+        if data.valid_dl is not None and classifier is not None:   # the noisy classifier on images it never trained on
+            s.history['valid_acc_by_t'] = accuracy_by_t(classifier, data.valid_dl, schedule, world=world,
                                                           progress=progress and world.main)
             if out: save_checkpoint(s, out / 'last.pt')
         return TrainResult(s.ema.module.eval(), s.history, s.classes, out / 'last.pt' if out else None, cfg, world)
+@delegates(train_models, keep=True, but=['unet', 'classifier', 'num_classes'])   # data, cfg, steps, out, resume, ...: as there
+def train_classifier_guidance(model_0: UNet,              # diffusion model (unconditional, or conditional for CFG)
+                              model_1: UNet_classifier,   # noisy-image classifier
+                              num_classes: int = 75,      # species to train on
+                              **kwargs) -> TrainResult:   # `train_models`' settings, and any `Config` field, e.g. batch_size=64
+    "Train the diffusion model and the noisy classifier together on one stream of noisy batches (or many, under torchrun)."
+    if model_1 is None: raise TypeError('model_1=None: classifier guidance needs its classifier, UNet_classifier(num_classes=...). '
+                                        'To train a UNet alone, call train_models(unet, None, ...).')
+    return train_models(model_0, model_1, num_classes, **kwargs)
 
 # %% ../nbs/07_training.ipynb #7a63b0db
 def plot_history(history: dict, timesteps: int = 1000):
-    "Plot both losses against steps and the classifier's accuracy per noise level (first and last log)."
+    "Plot both losses against steps and the classifier's accuracy per noise level (first and last log); the MSE alone for a UNet trained alone."
+    if not history.get('ce'):                             # no classifier (an upsampler): the noise MSE is the whole story
+        fig, a = plt.subplots(figsize=(4.5, 3.2))
+        a.plot(history['step'], history['mse']); a.set(title='diffusion MSE', xlabel='step', yscale='log')
+        fig.tight_layout()
+        return fig
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.2))
     a.plot(history['step'], history['mse']); a.set(title='diffusion MSE', xlabel='step', yscale='log')
     b.plot(history['step'], history['ce']); b.set(title='classifier cross-entropy', xlabel='step')

@@ -31,7 +31,7 @@ class Encoder(nn.Module):
     def __init__(self, net: NetConfig):
         super().__init__()
         f, mults, emb, p = net.base_filters, net.channel_mults, net.emb_dim, net.dropout
-        self.conv_in = nn.Conv2d(net.in_channels, f, 3, padding=1)
+        self.conv_in = nn.Conv2d(net.in_channels + net.cond_channels, f, 3, padding=1)   # an upsampler also reads its condition
         self.blocks, chans, ch = nn.ModuleList(), [f], f
         for i, res in enumerate(net.level_sizes):
             for _ in range(net.num_res_blocks):
@@ -40,7 +40,9 @@ class Encoder(nn.Module):
                 if res in net.attn_resolutions: layers.append(SelfAttention2d(ch, net.num_heads))
                 self.blocks.append(EmbedSequential(*layers)); chans.append(ch)
             if i < len(mults) - 1: self.blocks.append(EmbedSequential(Downsample(ch))); chans.append(ch)
-        self.middle = EmbedSequential(ResBlock(ch, ch, emb, p), SelfAttention2d(ch, net.num_heads), ResBlock(ch, ch, emb, p))
+        first = ResBlock(ch, ch, emb, p)                   # built in this order: the same weights from the same seed
+        attend = [SelfAttention2d(ch, net.num_heads)] if net.middle_attention else []
+        self.middle = EmbedSequential(first, *attend, ResBlock(ch, ch, emb, p))
         self.skip_channels, self.out_channels = chans, ch   # channels of each skip, and of the output
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple:
@@ -76,7 +78,8 @@ class Decoder(nn.Module):
 def check_inputs(x: torch.Tensor,   # images, expected (B, in_channels, image_size, image_size)
                  t,                 # timesteps: (B,) tensor, 0-d tensor or number
                  image_size: int,   # side the network was built for
-                 in_channels: int   # channels the network was built for
+                 in_channels: int,  # channels the network was built for
+                 any_size: int = 0  # > 0: a convolutional network, which takes any side that is a multiple of this
                 ) -> torch.Tensor:  # t as a (B,) tensor on x's device
     "Check the shapes of a batch of images and its timesteps; return the timesteps as a (B,) tensor."
     want = f'(B, {in_channels}, {image_size}, {image_size})'
@@ -85,7 +88,11 @@ def check_inputs(x: torch.Tensor,   # images, expected (B, in_channels, image_si
     if x.shape[1] != in_channels:
         raise ValueError(f'expected {in_channels} channels, got {x.shape[1]} (shape {tuple(x.shape)}); convert the '
                          f'images (e.g. to RGB) or build the network with in_channels={x.shape[1]}.')
-    if tuple(x.shape[-2:]) != (image_size, image_size):
+    if any_size:
+        if x.shape[-1] % any_size or x.shape[-2] % any_size or 0 in x.shape[-2:]:
+            raise ValueError(f'this network takes images whose sides are multiples of {any_size} (its levels halve them), '
+                             f'got {x.shape[-2]}x{x.shape[-1]}; crop or pad the images to such a size.')
+    elif tuple(x.shape[-2:]) != (image_size, image_size):
         raise ValueError(f'this network was built for {image_size}x{image_size} images, got '
                          f'{x.shape[-2]}x{x.shape[-1]}; resize the images or build it with image_size=...')
     t = torch.as_tensor(t, device=x.device)
@@ -128,21 +135,33 @@ class UNet(nn.Module):
         net = self.config
         self.time_embed = TimeEmbedding(net.time_dim, net.emb_dim)
         self.label_embed = nn.Embedding(num_classes + 1, net.emb_dim) if num_classes else None  # +1: the "no class" index
+        self.cond_embed = TimeEmbedding(net.time_dim, net.emb_dim) if net.cond_channels else None  # how noisy the condition is
         self.encoder = Encoder(net)
         self.decoder = Decoder(net, self.encoder.skip_channels)
         self.out = nn.Sequential(group_norm(net.base_filters), nn.SiLU(),
                                  zero_init(nn.Conv2d(net.base_filters, net.in_channels, 3, padding=1)))   # first estimate: ε = 0
 
-    def forward(self, x: torch.Tensor, t, y=None) -> torch.Tensor:
-        t = check_inputs(x, t, self.config.image_size, self.config.in_channels)
+    def forward(self, x: torch.Tensor, t, y=None,
+                cond: torch.Tensor | None = None,  # an upsampler's low-resolution image, upsampled to x's size
+                cond_t=0) -> torch.Tensor:         # the noise level `cond` was given (conditioning augmentation)
+        net = self.config
+        t = check_inputs(x, t, net.image_size, net.in_channels, 2 ** (len(net.channel_mults) - 1) if net.convolutional else 0)
         emb = self.time_embed(t)                                                    # (B, emb_dim)
+        if self.cond_embed is not None:                                             # an upsampler: x_t and its condition
+            if cond is None or cond.shape != (x.shape[0], net.cond_channels, *x.shape[-2:]):
+                raise ValueError(f'this UNet is an upsampler: give cond=, the low-resolution images upsampled to x\'s size, '
+                                 f'shape {(x.shape[0], net.cond_channels, *x.shape[-2:])}; got '
+                                 f'{None if cond is None else tuple(cond.shape)}.')
+            emb = emb + self.cond_embed(check_inputs(cond, cond_t, 0, net.cond_channels, 1))
+            x = torch.cat([x, cond.to(x.dtype)], dim=1)                             # (B, in + cond channels, H, W)
+        elif cond is not None: raise ValueError('this UNet reads no condition image: build it with cond_channels=... to make an upsampler.')
         if self.label_embed is not None:
             emb = emb + self.label_embed(class_labels(y, x.shape[0], self.num_classes, x.device))
         elif y is not None:
             raise ValueError('this UNet is unconditional and takes no class labels; '
                              'build it with num_classes=... to condition it on y.')
         h, skips = self.encoder(x, emb)
-        return self.out(self.decoder(h, skips, emb))
+        return self.out(self.decoder(h, skips, emb))   # (B, in_channels, H, W)
 
     @classmethod
     def from_config(cls, cfg: Config, num_classes: int | None = None) -> UNet:
@@ -159,6 +178,9 @@ class UNet_classifier(nn.Module):
         super().__init__()
         check_counts(num_classes=num_classes)
         self.config, self.num_classes = net_config(config, **changes), num_classes
+        if self.config.cond_channels:
+            raise ValueError(f'cond_channels={self.config.cond_channels}: a classifier reads only the noisy image; build it '
+                             'with cond_channels=0 (an upsampler\'s NetConfig is for its UNet).')
         self.time_embed = TimeEmbedding(self.config.time_dim, self.config.emb_dim)
         self.encoder = Encoder(self.config)           # the same class as the UNet's
         ch = self.encoder.out_channels

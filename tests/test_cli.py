@@ -176,3 +176,23 @@ def test_a_run_folder_inside_the_data_and_a_wrong_species_count_are_refused_befo
         assert r.returncode == 2 and 'is inside the dataset folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr
         assert f'e.g. --{"out" if args[0] == "evaluate" else "samples"} {root.resolve().parent}/data-' in r.stderr, r.stderr
     assert sorted(p.relative_to(root) for p in root.rglob('*')) == before and not (tmp_path / 'ck').exists()
+
+
+def test_train_an_upsampler_then_sample_128_px_through_it(tmp_path):
+    "The second stage of the cascade from the command line: `train --preset upsampler`, then `sample --upsampler --size`."
+    root = make_example_dataset(tmp_path / 'data', layout='folders', num_classes=3, n_per_class=4)
+    r = cli('train', '--preset', 'upsampler', '--data', root, '--steps', 2, '--batch_size', 4, '--out', tmp_path / 'up', cwd=tmp_path)
+    assert r.returncode == 0 and 'trained 2 steps' in r.stdout, r.stderr[-2000:]
+    r = cli('train', '--preset', 'upsampler', '--conditional', '--out', tmp_path / 'up2', cwd=tmp_path)
+    assert r.returncode == 2 and 'an upsampler reads no species' in r.stderr, r.stderr[-2000:]
+    r = cli('sample', '--checkpoint', 'demo', '--upsampler', tmp_path / 'up', '--num_classes', 2, '--n_per_class', 1,
+            '--steps', 2, '--out', tmp_path / 's', cwd=tmp_path)
+    assert r.returncode == 0 and 'draws 128 px' in r.stdout, r.stderr[-2000:]
+    grid = sorted((tmp_path / 's').glob('0*.png'))
+    assert len(grid) == 2 and Image.open(grid[0]).size[1] >= 128, [Image.open(g).size for g in grid]
+    for up, args, problem in ((tmp_path / 'up', ['--size', 64], '--size 64: this checkpoint draws 32 px, its upsampler 128 px'),
+                              ('demo', [], 'holds a base model')):
+        r = cli('sample', '--checkpoint', 'demo', '--upsampler', up, '--out', tmp_path / 's2', *args, cwd=tmp_path)
+        assert r.returncode == 2 and problem in r.stderr and not (tmp_path / 's2').exists(), r.stderr[-2000:]
+    r = cli('sample', '--checkpoint', 'demo', '--size', 128, '--out', tmp_path / 's3', cwd=tmp_path)
+    assert r.returncode == 2 and 'give --upsampler for larger pictures' in r.stderr, r.stderr[-2000:]
