@@ -28,7 +28,7 @@ setuptools.setup(
     # namespace packages too: the shipped weights (weights/, weights/judges/) are data folders inside the package
     packages=setuptools.find_namespace_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*'], exclude=['*.__pycache__']),
     include_package_data=True,
-    package_data={cfg['lib_path']: ['weights/*.pt', 'weights/*.md', 'weights/*.png', 'weights/*.json', 'weights/judges/*.pt']},
+    package_data={cfg['lib_path']: ['weights/*.pt', 'weights/*.md', 'weights/*.png', 'weights/*.jpg', 'weights/*.json', 'weights/judges/*.pt']},
     package_dir={'': '.'},   # the package sits at the root: `pip install -e .` adds the root to sys.path, silently
     install_requires=requirements,
     extras_require={'dev': dev_requirements},

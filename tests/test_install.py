@@ -2,6 +2,7 @@
 import shutil, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,10 +53,15 @@ def test_the_wheel_draws_from_its_shipped_weights_offline(tmp_path):
             "matplotlib.use('Agg'); import butterfly_diffusion as bd; t0 = time.time(); "
             "r = bd.generate_and_save_images(NUM_CLASSES=10, display=False, progress=False); "
             "print('seconds', round(time.time() - t0, 1)); print('grids', len(r['paths']), r['overview'].exists()); "
-            "[print('sampled', n, tuple(bd.load_pipeline(n)(range(4), steps=10).shape)) for n in bd.shipped_weights()]")
+            "up = lambda n: n.endswith('-upsampler'); "      # a second stage samples through its base model
+            "[print('sampled', n, tuple((bd.load_pipeline(n[:-10], upsampler=n) if up(n) else bd.load_pipeline(n))"
+            "(range(4), steps=10).shape)) for n in bd.shipped_weights()]")
     out = subprocess.run([sys.executable, '-c', code, site], capture_output=True, text=True, cwd=work)
     assert out.returncode == 0, out.stderr[-3000:]
     print(out.stdout)
     assert "using the 'demo' weights that ship with the package" in out.stdout and 'grids 10 True' in out.stdout
-    assert len(list((work / 'conditional-sampling').glob('*.png'))) == 11            # 10 species and the overview
-    for name in shipped: assert f'sampled {name} (4, 3,' in out.stdout
+    grids = sorted((work / 'conditional-sampling').glob('*.png'))
+    assert len(grids) == 11                                                          # 10 species and the overview
+    if 'demo-upsampler' in shipped:                                                  # the seed's call draws 128 px
+        assert Image.open(grids[0]).size[1] >= 128, Image.open(grids[0]).size
+    for name in shipped: assert f'sampled {name} (4, 3, {128 if name.endswith("-upsampler") else 32}, ' in out.stdout, out.stdout

@@ -27,6 +27,7 @@ def test_the_file_is_the_one_its_card_describes(name):
     digest = sha256(WEIGHTS_DIR / f'{name}.pt')
     assert numbers['sha256'] == digest and f'SHA-256 of `{name}.pt`: `{digest}`' in text
     assert numbers['bytes'] == (WEIGHTS_DIR / f'{name}.pt').stat().st_size
+    if numbers.get('kind') == 'upsampler': return check_upsampler_card(name, numbers, text)
     for key in ('guided_accuracy', 'unguided_accuracy', 'judge_accuracy'): assert f'{numbers[key]:.1%}' in text, key
     for key in ('guided_fid', 'unguided_fid', 'floor_fid'): assert f'{numbers[key]:.3f}' in text, key
     if numbers.get('conditional'):                      # a class-conditional UNet: its label-only row too
@@ -67,3 +68,20 @@ def test_the_demo_recipes_judge_ships_and_still_judges_fresh_pictures():
     assert acc >= 0.98 and abs(acc - saved['accuracy']) <= 0.01, (acc, saved['accuracy'])
     x, y = images_of(SyntheticButterflies(cfg.num_classes, cfg.image_size, 30, seed=cfg.seed, first_index=PICTURES['check']))
     assert accuracy(judge, x, y) >= 0.97
+
+
+def check_upsampler_card(name, numbers, text):
+    "An upsampler's card: its held-out numbers in the text, the file it describes, and a base model it pairs with."
+    for key in ('mse_bicubic', 'mse_upsampler', 'detail_real', 'detail_bicubic', 'detail_upsampler'):
+        assert f'{numbers[key]:.4f}' in text, key
+    assert f"{numbers['steps']} optimizer steps" in text and (WEIGHTS_DIR / f'{name}.jpg').exists()
+    ck = read_checkpoint(WEIGHTS_DIR / f'{name}.pt')
+    assert ck['step'] == numbers['steps'] and ck['classifier'] is None and 'opt_unet' not in ck and 'ema' not in ck
+    assert all(v.dtype == torch.float16 for v in ck['unet'].values() if v.is_floating_point())
+    pipe = load_pipeline(numbers['base'], 'cpu', upsampler=name)          # it pairs with its base model
+    assert pipe.sizes == [numbers['low_size'], numbers['high_size']]
+    if numbers['source'] != 'built-in': assert 'CC BY 4.0' in text       # the photos' licence asks for credit
+
+
+def test_an_upsampler_ships_for_the_photos():
+    assert 'butterflies-75-upsampler' in NAMES, NAMES
