@@ -117,20 +117,25 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              steps: Param('DDIM steps (default: the checkpoint\'s)', int) = None,
              eta: Param('DDIM eta (default: the checkpoint\'s)', float) = None,
              t_max: Param('guide only while t < t_max (default: the checkpoint\'s)', int) = None,
-             out: Param('folder for one picture per species: a row of samples per setting, unguided first', str) = 'evaluation',
+             upsampler: Param('measure the cascade at its large size: this second stage (a checkpoint or shipped weights)', str) = None,
+             size: Param('the side to measure at: the upsampler\'s (with shipped weights, e.g. --checkpoint butterflies-75 --size 128, the one that ships with them)', int) = None,
+             out: Param('folder for one picture per species: a row of samples per setting, unguided first (a cascade: small, bicubic, cascade, nearest real image)', str) = 'evaluation',
              seed: Param('seed of the starting noise', int) = 123,
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
-    check_counts(n_per_class=n_per_class); check_fields(seed=seed)
+    check_counts(n_per_class=n_per_class, size=size); check_fields(seed=seed)
     check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
     check_writable_dir(out, 'picture folder (--out)'); check_out_outside_data(out, data, 'picture folder')   # before any work
     import matplotlib; matplotlib.use('Agg')
-    from butterfly_diffusion.evaluation import evaluate_checkpoint, save_side_by_side, report
-    df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, scale=scale,
-                                      temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
-    paths = save_side_by_side(samples, df.attrs['classes'], out)
+    from butterfly_diffusion.evaluation import evaluate_checkpoint, evaluate_cascade, save_side_by_side, report
+    sampling = dict(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
+    if upsampler is None and size is None:
+        df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, **sampling)
+    else: df, samples = evaluate_cascade(checkpoint, upsampler, data, n_per_class, seed, size, device, **sampling)
+    paths = save_side_by_side(samples, df.attrs['classes'], out, closest=df.attrs.get('closest'))
     print(report(df))
-    print(f'wrote {len(paths)} pictures to {out}/ (per species: a row per setting, unguided first)')
+    print(f'wrote {len(paths)} pictures to {out}/ (per species: a row per ' + ('setting, unguided first; closest-pairs.png: the guided samples nearest to a training image, each beside it)' if upsampler is None and size is None
+          else f'kind: {", ".join(samples)})'))
     return df
 
 # %% ../nbs/11_cli.ipynb #3c568e08

@@ -21,23 +21,28 @@ from .core import get_config, get_device, seed_everything, show_images, image_gr
 from .synthetic import species_names
 from .data import PICTURES, SyntheticButterflies, get_data
 from .scheduler import NoiseSchedule
-from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weights, write_all
+from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weights, write_all, shipped_weights
 from .guidance import Pipeline, load_pipeline, species_file
 
 # %% auto #0
-__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe',
+__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'CASCADE_ROWS', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe',
            'shipped_judge_file', 'train_judge', 'ship_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
            'generate', 'Reference', 'measure', 'synthetic_reference', 'photo_reference', 'reference_for', 'sweep',
-           'plot_sweep', 'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report']
+           'plot_sweep', 'training_images', 'classification_accuracy_score', 'nearest_training', 'memorisation',
+           'check_measured_on', 'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report', 'nearest_real',
+           'evaluate_cascade']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
-    "A plain CNN classifier of clean images; `features` gives its penultimate activations."
-    def __init__(self, num_classes: int, width: int = 32, num_features: int = 128):
+    """A plain CNN classifier of clean images; `features` gives its penultimate activations. With `patch` > 1 it first
+    reads each `patch`×`patch` block of pixels (a strided convolution): a judge of 128-px images that still sees every
+    pixel, at about the cost of a 32-px one."""
+    def __init__(self, num_classes: int, width: int = 32, num_features: int = 128, patch: int = 1):
         super().__init__()
         def block(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(),
                                               nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(), nn.MaxPool2d(2))
-        self.body = nn.Sequential(block(3, width), block(width, 2 * width), block(2 * width, 4 * width),
+        stem = [nn.Conv2d(3, width, patch, stride=patch)] if patch > 1 else []
+        self.body = nn.Sequential(*stem, block(width if stem else 3, width), block(width, 2 * width), block(2 * width, 4 * width),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, num_features), nn.SiLU())
         self.head, self.num_classes, self.num_features = nn.Linear(num_features, num_classes), num_classes, num_features
 
@@ -60,11 +65,12 @@ def images_of(ds) -> tuple[torch.Tensor, torch.Tensor]:
 def fit_judge(train_ds,                # clean `(image, label)` pairs to learn from
               test_ds,                 # clean held-out pairs to score it on
               num_classes: int, epochs: int = 4, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
+              patch: int = 1,          # `Judge`'s: read `patch`×`patch` blocks first (large images)
               device=None, progress: bool = True) -> tuple[Judge, float]:
     "Train a `Judge` on `train_ds` (random flips, AdamW, one-cycle); return it in eval mode and its accuracy on `test_ds`."
     device = get_device(device)
     seed_everything(seed)
-    judge = Judge(num_classes).to(device)
+    judge = Judge(num_classes, patch=patch).to(device)
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=0.05)
     dl = torch.utils.data.DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(dl))
@@ -223,9 +229,11 @@ def photo_reference(path,                    # the real dataset the checkpoint w
 def reference_for(data,                       # the real dataset the models were trained on; None: built-in butterflies
                   image_size: int, classes: list,  # the models' image size and species
                   n_per_class: int,           # real images per species in the held-out and floor sets (the samples' count)
-                  seed: int = 0, progress: bool = True) -> Reference:
-    "The `Reference` that samples of models trained on `data` are measured against: `synthetic_reference` or `photo_reference`."
-    judge_kw = dict(progress=progress)
+                  seed: int = 0, progress: bool = True,
+                  judge_kw: dict | None = None) -> Reference:  # more for the judge's training (`fit_judge`, `train_judge`)
+    """The `Reference` that samples of models trained on `data` are measured against: `synthetic_reference` or `photo_reference`.
+    A judge of images larger than 32 px reads blocks of `image_size // 32` px first (`Judge`'s `patch`)."""
+    judge_kw = {'progress': progress, **({'patch': image_size // 32} if image_size >= 64 else {}), **(judge_kw or {})}
     if data is None: return synthetic_reference(len(classes), image_size, n_per_class, seed, judge_kw)
     return photo_reference(data, image_size, classes, n_per_class * len(classes), seed, judge_kw=judge_kw)
 
@@ -255,7 +263,53 @@ def plot_sweep(df: pd.DataFrame):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/09_evaluation.ipynb #4fa3b35e
+def training_images(data,                     # the real dataset a model trained on; None: built-in butterflies
+                    cfg,                      # the model's `Config`: its image size, seed and synthetic pictures per species
+                    num_classes: int) -> tuple:
+    "The `(images, labels)` a model of `data` trained on: the training split of the photos, or the built-in pictures it learned from."
+    d = get_data(data, image_size=cfg.image_size, num_classes=num_classes if data is None else None, seed=cfg.seed,
+                 n_per_class=cfg.n_per_class, flip=False, verify=False)
+    return images_of(d.train_ds)
+
+def classification_accuracy_score(ref: Reference, x: torch.Tensor, y: torch.Tensor,
+                                  epochs: int = 30, seed: int = 0) -> float:
+    "CAS (Ravuri & Vinyals 2019): the accuracy on `ref`'s held-out real images of a fresh `Judge` trained only on images `x` of species `y`."
+    pairs = lambda im, lab: list(zip(im, lab.tolist()))
+    return fit_judge(pairs(x, y), pairs(*ref.real), len(ref.classes), epochs, seed=seed, progress=False)[1]
+
+@torch.no_grad()
+def nearest_training(judge: Judge, x: torch.Tensor, train: torch.Tensor, batch_size: int = 256) -> tuple:
+    "For each image of `x`: the distance to its nearest image of `train` in judge features, the same in pixels (RMS), and that image's index (by features)."
+    feats = lambda z: torch.cat([judge.features(z[i:i + batch_size].float()) for i in range(0, len(z), batch_size)])
+    d, i = torch.cdist(feats(x), feats(train)).min(1)
+    px = torch.cat([torch.cdist(x[j:j + batch_size].flatten(1), train.flatten(1)).min(1).values
+                    for j in range(0, len(x), batch_size)]) / x[0].numel() ** 0.5
+    return d, px, i
+
+def memorisation(judge: Judge, x: torch.Tensor,   # samples
+                 train: torch.Tensor,             # the images the model trained on
+                 held_out: torch.Tensor,          # real images it never saw
+                 k: int = 8) -> dict:             # closest pairs to return
+    "How near samples come to training images, beside held-out real images: `copies`, `nearest`, and the `k` closest pairs."
+    d, px, i = nearest_training(judge, x, train)
+    d_real, px_real, _ = nearest_training(judge, held_out, train)
+    close = d.argsort()[:k]
+    return dict(copies=(d < d_real.quantile(0.01)).float().mean().item(),
+                pixel_copies=(px < px_real.quantile(0.01)).float().mean().item(),
+                nearest=(d.median() / d_real.median()).item(),
+                pairs=torch.stack([x[close], train[i[close]]], 1).flatten(0, 1))   # sample, its training image, ...
+
 # %% ../nbs/09_evaluation.ipynb #b3843d96
+def check_measured_on(checkpoint, pipe: Pipeline, data) -> None:
+    "Refuse to measure a run trained on a dataset of its own against the built-in butterflies (`data` None): say which data to give."
+    cfg, classes = pipe.cfg, pipe.classes
+    source = read_checkpoint(resolve_weights(checkpoint)).get('run', {}).get('source')
+    if data is None and (source not in (None, 'built-in') or classes != species_names(len(classes), cfg.seed)):
+        raise ValueError(f'{checkpoint} was trained on {source or "a dataset of its own"} ({len(classes)} species such as '
+                         f'{classes[0]!r}), not on the built-in butterflies: measure it against that data, with '
+                         f'{option("data", source or "PATH")}.')
+
 def guided_row(kw: dict) -> str:
     "The name of the guided row for sampling settings `kw`: its classifier scale, and its classifier-free w if any."
     return f'guided (scale {kw["scale"]:g}' + (f', w {kw["cfg_scale"]:g})' if kw['cfg_scale'] else ')')
@@ -265,15 +319,15 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
                         n_per_class: int = 50,         # samples per species and setting (decide with >= 500 in all)
                         seed: int = 123,               # starting noise (the same for unguided and guided)
                         device=None, progress: bool = True,
+                        sample_tests: bool = True,     # add CAS and memorisation (`cas`, `copies`, `nearest`; closest pairs in attrs)
                         **changes) -> tuple[pd.DataFrame, dict]:  # sampling settings (`Pipeline.settings`), e.g. scale=2
-    "Real images, unguided and guided samples of every species (and, from a class-conditional UNet, samples given only the species), each measured against held-out real images."
+    """Real images, unguided and guided samples of every species (and, from a class-conditional UNet, samples given only
+    the species), each measured against held-out real images; with `sample_tests`, also each row's CAS (the floor's:
+    a classifier taught by real images), and how near samples come to training images (`attrs['closest']`: the guided
+    row's closest pairs)."""
     pipe = load_pipeline(checkpoint, device)
+    check_measured_on(checkpoint, pipe, data)
     cfg, classes = pipe.cfg, pipe.classes
-    source = read_checkpoint(resolve_weights(checkpoint)).get('run', {}).get('source')
-    if data is None and (source not in (None, 'built-in') or classes != species_names(len(classes), cfg.seed)):
-        raise ValueError(f'{checkpoint} was trained on {source or "a dataset of its own"} ({len(classes)} species such as '
-                         f'{classes[0]!r}), not on the built-in butterflies: measure it against that data, with '
-                         f'{option("data", source or "PATH")}.')
     n, kw = n_per_class * len(classes), pipe.settings(**changes)
     rows_kw = {'unguided': dict(scale=0.0, cfg_scale=0.0, label=False)}   # no species told, no classifier: near chance
     if pipe.unet.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)
@@ -284,30 +338,111 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
                f'{len(rows_kw)} rows of {n} samples ({n_per_class} of each of {len(classes)} species) and their measures',
                f'Give a smaller {option("n_per_class")}: 500 samples a row already decide a guided accuracy to about ±4 points.')
     ref = reference_for(data, cfg.image_size, classes, n_per_class, cfg.seed, progress)
-    rows, samples = {'real images (floor)': ref.floor()}, {}
+    rows, samples, closest = {'real images (floor)': ref.floor()}, {}, None
+    if sample_tests:
+        train = training_images(data, cfg, len(classes))[0]
+        rows['real images (floor)'] |= dict(cas=classification_accuracy_score(ref, *ref.floor_set, seed=cfg.seed),
+                                            copies=float('nan'), nearest=float('nan'))   # floor images may be training images
     for name, row_kw in rows_kw.items():
         x, y = generate(pipe, n_per_class, seed, progress=progress, **{**kw, **row_kw})
         rows[name], samples[name] = measure(ref, x, y), x
+        if sample_tests:
+            m = memorisation(ref.judge, x, train, ref.real[0])
+            rows[name] |= dict(cas=classification_accuracy_score(ref, x, y, seed=cfg.seed), copies=m['copies'], nearest=m['nearest'])
+            closest = m['pairs']
     df = pd.DataFrame(rows).T
-    df.attrs.update(judge_accuracy=ref.judge_accuracy, source=ref.source, n=n, classes=classes)
+    df.attrs.update(judge_accuracy=ref.judge_accuracy, source=ref.source, n=n, classes=classes, closest=closest)
     return df, samples
 
 # %% ../nbs/09_evaluation.ipynb #8d5c1db1
 def save_side_by_side(samples: dict,           # setting name -> images (n_classes * n_per_class, 3, H, W), species-major
                       classes: list, out,      # species names; the folder to write to
-                      per_row: int = 8) -> list:
+                      per_row: int = 8,
+                      closest: torch.Tensor | None = None) -> list:   # also closest-pairs.png: `memorisation`'s pairs, 4 a row
     "One PNG per species, all or nothing (`write_all`): a row of samples for each setting (e.g. unguided, then guided); returns the paths."
     n, k = len(next(iter(samples.values()))) // len(classes), min(len(next(iter(samples.values()))) // len(classes), per_row)
     rows = lambda c: torch.cat([x[c * n:c * n + k] for x in samples.values()])
     files = {species_file(c, name): functools.partial(save_image, image_grid(rows(c), nrow=k)) for c, name in enumerate(classes)}
+    if closest is not None: files['closest-pairs.png'] = functools.partial(save_image, image_grid(closest, nrow=8))
     return list(write_all(out, files).values())
 
 def report(df: pd.DataFrame) -> str:
     "The evaluation table as text, with FID also as a multiple of the real-image floor."
     floor = df.iloc[0]
     t = df.assign(fid_x_floor=df.fid / max(floor.fid, 1e-9))   # KID is unbiased, can be <= 0: no ratio
-    cols = ['accuracy', 'fid', 'fid_x_floor', 'kid', 'precision', 'recall']
+    cols = ['accuracy', 'fid', 'fid_x_floor', 'kid', 'precision', 'recall'] + [c for c in ('consistency', 'agreement', 'detail', 'cas', 'copies', 'nearest') if c in df]
     head = (f"{df.attrs.get('n', '?')} images per row, {len(df.attrs.get('classes', []))} species, {df.attrs.get('source', '')}; "
             f"judge {df.attrs.get('judge_accuracy', float('nan')):.1%} accurate on held-out real images (chance "
             f"{1 / max(len(df.attrs.get('classes', [])), 1):.1%})")
+    if 'small_judge_accuracy' in df.attrs:   # a cascade's table: the judge of its consistency column, and its detail column
+        head += (f"; consistency: a {df.attrs['sizes'][0]}-px judge ({df.attrs['small_judge_accuracy']:.1%} accurate) on each image "
+                 f"shrunk back, against the species asked for; agreement: the same judge's label against its label of the 32-px "
+                 f"image it was drawn from; detail: detail energy as a share of real images'")
+    if 'cas' in df:   # the tests of what samples are
+        head += ("\ncas: a classifier taught only by the row's images, scored on held-out real images (the floor's: taught by "
+                 "real images); copies: the share nearer to a training image than the nearest 1% of held-out real images are; "
+                 "nearest: their median distance to the training images, as a share of held-out real images'")
     return head + '\n' + t[cols].to_string(float_format=lambda v: f'{v:.3f}')
+
+# %% ../nbs/09_evaluation.ipynb #bfd78ba8
+@torch.no_grad()
+def nearest_real(ref: Reference, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    "For each image of `x` (requested as species `y`), the real image of that species nearest to it in judge features (`ref`'s held-out and floor sets)."
+    rx, ry = torch.cat([ref.real[0], ref.floor_set[0]]), torch.cat([ref.real[1], ref.floor_set[1]])
+    feats = lambda z: torch.cat([ref.judge.features(z[i:i + batch_size].float()) for i in range(0, len(z), batch_size)])
+    d = torch.cdist(feats(x), feats(rx))
+    d[y[:, None] != ry[None]] = float('inf')                 # only photos of the species asked for
+    return rx[d.argmin(1)]
+
+# %% ../nbs/09_evaluation.ipynb #c5ad2cc9
+CASCADE_ROWS = ('real images (floor)', 'real, shrunk, bicubic', 'real, shrunk, upsampler', 'guided, bicubic', 'guided, cascade')
+
+def evaluate_cascade(checkpoint='checkpoints',     # the base model: a checkpoint, a run folder, or shipped weights
+                     upsampler=None,                # its second stage (a checkpoint or shipped weights); None: the `NAME-upsampler` that ships with `NAME`
+                     data=None,                     # the real dataset both were trained on; None: built-in butterflies
+                     n_per_class: int = 50,         # images per species and row (decide with >= 500 in all)
+                     seed: int = 123,               # starting noise of the base model; seed + 2 the upsampler's
+                     size: int | None = None,       # the side to measure at: the upsampler's (None: the same)
+                     device=None, progress: bool = True,
+                     judge_kw: dict | None = None,  # more for both judges' training (`reference_for`)
+                     **changes) -> tuple[pd.DataFrame, dict]:  # sampling settings of the base model, e.g. scale=2
+    """The cascade at its large size, beside bicubic enlargement and real images (`CASCADE_ROWS`): each row `measure`d by a
+    judge of real large images, with species consistency and detail energy. Returns the table and, for
+    `save_side_by_side`, the guided samples of each species small, enlarged, drawn, and the nearest real image to each."""
+    if upsampler is None:
+        if f'{checkpoint}-upsampler' not in shipped_weights():
+            raise ValueError(f'No upsampler ships with {str(checkpoint)!r}: give the second stage to measure, '
+                             f'{option("upsampler", "PATH")} (a checkpoint or shipped weights).')
+        upsampler = f'{checkpoint}-upsampler'
+    pipe = load_pipeline(checkpoint, device, upsampler)
+    check_measured_on(checkpoint, pipe, data)
+    cfg, classes, (low, high) = pipe.cfg, pipe.classes, pipe.sizes
+    if size is not None and size != high:
+        raise ValueError(f'{option("size", size)}: this cascade draws {high} px from {low} px; to measure the {low}-px base '
+                         f'model alone, leave out {option("size")} and {option("upsampler")}.')
+    n, kw = n_per_class * len(classes), pipe.settings(**changes)
+    check_room((len(CASCADE_ROWS) + 6) * n * 3 * high ** 2 * 4 + 3 * n * n * 4,   # the rows, real sets, pictures, distances
+               f'{len(CASCADE_ROWS)} rows of {n} images at {high} px ({n_per_class} of each of {len(classes)} species) and their measures',
+               f'Give a smaller {option("n_per_class")}: 500 images a row already decide an accuracy to about ±4 points.')
+    ref = reference_for(data, high, classes, n_per_class, cfg.seed, progress, judge_kw)          # the judge of real large images
+    small = reference_for(data, low, classes, n_per_class, cfg.seed, progress, judge_kw)         # the judge of consistency
+    real, real_y = ref.floor_set
+    x, y = generate(pipe, n_per_class, seed, progress=progress, size=low, **kw)                   # guided, at the small size
+    from butterfly_diffusion.cascade import shrink, enlarge, detail   # chapter 8a
+    draw = lambda lo: pipe.upsampler(lo, seed=seed + 2, progress=progress)
+    images = dict(zip(CASCADE_ROWS, (real, enlarge(shrink(real, low), high), draw(shrink(real, low)), enlarge(x, high), draw(x))))
+    label = torch.no_grad()(lambda im: torch.cat([small.judge(shrink(im[i:i + 256], low)).argmax(-1) for i in range(0, len(im), 256)]))
+    small_labels = {True: label(real), False: label(x)}     # the 32-px judge's label of each image's 32-px source
+    rows, real_detail = {}, detail(real, low).mean()
+    for name, im in images.items():
+        is_real, lab = name.startswith('real'), label(im)
+        asked = real_y if is_real else y
+        rows[name] = dict(**measure(ref, im, asked), consistency=(lab == asked).float().mean().item(),
+                          agreement=(lab == small_labels[is_real]).float().mean().item(),
+                          detail=(detail(im, low).mean() / real_detail).item())
+    df = pd.DataFrame(rows).T
+    df.attrs.update(judge_accuracy=ref.judge_accuracy, small_judge_accuracy=small.judge_accuracy, source=ref.source, n=n,
+                    classes=classes, sizes=[low, high])
+    samples = {f'{low} px': F.interpolate(x, size=high, mode='nearest'), 'bicubic': images['guided, bicubic'],
+               'cascade': images['guided, cascade'], 'nearest real image': nearest_real(ref, images['guided, cascade'], y)}
+    return df, samples

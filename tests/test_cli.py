@@ -196,3 +196,11 @@ def test_train_an_upsampler_then_sample_128_px_through_it(tmp_path):
         assert r.returncode == 2 and problem in r.stderr and not (tmp_path / 's2').exists(), r.stderr[-2000:]
     r = cli('sample', '--checkpoint', 'demo', '--size', 128, '--out', tmp_path / 's3', cwd=tmp_path)
     assert r.returncode == 2 and 'give --upsampler for larger pictures' in r.stderr, r.stderr[-2000:]
+    for args, problem in ((['demo', '--upsampler', tmp_path / 'up', '--size', 64], '--size 64: this cascade draws 128 px from 32 px'),
+                          (['butterflies-75', '--size', 32], 'leave out --size and --upsampler'),   # the base model's own size
+                          (['demo', '--upsampler', 'demo'], 'holds a base model')):
+        r = cli('evaluate', '--checkpoint', *args, '--out', tmp_path / 'e', cwd=tmp_path)   # refused before any judge
+        assert r.returncode == 2 and problem in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    r = cli('evaluate', '--checkpoint', tmp_path / 'up', '--size', 128, '--out', tmp_path / 'e', cwd=tmp_path)
+    assert r.returncode == 2 and 'No upsampler ships with' in r.stderr and '--upsampler PATH' in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / 'e').exists()

@@ -62,6 +62,5 @@ def test_the_wheel_draws_from_its_shipped_weights_offline(tmp_path):
     assert "using the 'demo' weights that ship with the package" in out.stdout and 'grids 10 True' in out.stdout
     grids = sorted((work / 'conditional-sampling').glob('*.png'))
     assert len(grids) == 11                                                          # 10 species and the overview
-    if 'demo-upsampler' in shipped:                                                  # the seed's call draws 128 px
-        assert Image.open(grids[0]).size[1] >= 128, Image.open(grids[0]).size
+    assert 'demo-upsampler' in shipped and Image.open(grids[0]).size[1] >= 128, Image.open(grids[0]).size   # 128 px
     for name in shipped: assert f'sampled {name} (4, 3, {128 if name.endswith("-upsampler") else 32}, ' in out.stdout, out.stdout

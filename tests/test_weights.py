@@ -83,5 +83,6 @@ def check_upsampler_card(name, numbers, text):
     if numbers['source'] != 'built-in': assert 'CC BY 4.0' in text       # the photos' licence asks for credit
 
 
-def test_an_upsampler_ships_for_the_photos():
-    assert 'butterflies-75-upsampler' in NAMES, NAMES
+def test_an_upsampler_ships_for_each_base_model():
+    "Both base models draw at 128 px: the seed's `generate_and_save_images()` through the demo's."
+    assert {'butterflies-75-upsampler', 'demo-upsampler'} <= set(NAMES), NAMES

@@ -119,7 +119,7 @@ of training on {platform.processor() or platform.machine()} (a 2-core CPU), data
 | bicubic enlargement of the {n['low_size']}-px view | {n['mse_bicubic']:.4f} | {n['detail_bicubic']:.4f} |
 | this upsampler's drawing of it | {n['mse_upsampler']:.4f} | {n['detail_upsampler']:.4f} |
 
-Detail energy (`cascade.detail`) is what shrinking to {n['low_size']} px removes, per pixel: real photos have
+Detail energy (`cascade.detail`) is what shrinking to {n['low_size']} px removes, per pixel: real images have
 {n['detail_real']:.4f}, the upsampler's drawings {n['detail_upsampler'] / n['detail_real']:.0%} of it. A drawing of fine detail
 need not match the real detail pixel for pixel, so its squared error can exceed the blurred bicubic one's; the
 128-px judge-feature FID of the cascade is the measure of whether the detail is right. The cascade's own samples
