@@ -415,11 +415,11 @@ def evaluate_cascade(checkpoint='checkpoints',     # the base model: a checkpoin
                              f'{option("upsampler", "PATH")} (a checkpoint or shipped weights).')
         upsampler = f'{checkpoint}-upsampler'
     pipe = load_pipeline(checkpoint, device, upsampler)
-    check_measured_on(checkpoint, pipe, data)
     cfg, classes, (low, high) = pipe.cfg, pipe.classes, pipe.sizes
     if size is not None and size != high:
         raise ValueError(f'{option("size", size)}: this cascade draws {high} px from {low} px; to measure the {low}-px base '
                          f'model alone, leave out {option("size")} and {option("upsampler")}.')
+    check_measured_on(checkpoint, pipe, data)
     n, kw = n_per_class * len(classes), pipe.settings(**changes)
     check_room((len(CASCADE_ROWS) + 6) * n * 3 * high ** 2 * 4 + 3 * n * n * 4,   # the rows, real sets, pictures, distances
                f'{len(CASCADE_ROWS)} rows of {n} images at {high} px ({n_per_class} of each of {len(classes)} species) and their measures',
