@@ -25,12 +25,12 @@ from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weigh
 from .guidance import Pipeline, load_pipeline, species_file
 
 # %% auto #0
-__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'CASCADE_ROWS', 'Judge', 'accuracy', 'images_of', 'fit_judge', 'judge_recipe',
-           'shipped_judge_file', 'train_judge', 'ship_judge', 'JudgeFeatures', 'feature_distances', 'precision_recall',
-           'generate', 'Reference', 'measure', 'synthetic_reference', 'photo_reference', 'reference_for', 'sweep',
-           'plot_sweep', 'training_images', 'classification_accuracy_score', 'nearest_training', 'memorisation',
-           'check_measured_on', 'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report', 'nearest_real',
-           'evaluate_cascade']
+__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'CASCADE_ROWS', 'Judge', 'predict', 'accuracy', 'images_of', 'fit_judge',
+           'judge_recipe', 'shipped_judge_file', 'train_judge', 'ship_judge', 'JudgeFeatures', 'feature_distances',
+           'precision_recall', 'generate', 'Reference', 'measure', 'synthetic_reference', 'photo_reference',
+           'reference_for', 'sweep', 'plot_sweep', 'training_images', 'classification_accuracy_score',
+           'nearest_training', 'memorisation', 'check_measured_on', 'guided_row', 'evaluate_checkpoint',
+           'save_side_by_side', 'report', 'nearest_real', 'evaluate_cascade']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
@@ -51,10 +51,13 @@ class Judge(nn.Module):
 
 # %% ../nbs/09_evaluation.ipynb #0854c9b8
 @torch.no_grad()
+def predict(judge: Judge, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    "The judge's class for each image in `x` (in [-1, 1]), in batches."
+    return torch.cat([judge(x[i:i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)])
+
 def accuracy(judge: Judge, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
-    "Share of images in `x` (in [-1, 1]) that the judge assigns to their class in `y`."
-    hits = sum((judge(x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
-    return hits / len(x)
+    "Share of images in `x` that the judge assigns to their class in `y`."
+    return (predict(judge, x, batch_size) == y).sum().item() / len(x)
 
 def images_of(ds) -> tuple[torch.Tensor, torch.Tensor]:
     "All `(images, labels)` of a dataset of `(image, label)` pairs, stacked."
@@ -431,8 +434,8 @@ def evaluate_cascade(checkpoint='checkpoints',     # the base model: a checkpoin
     from butterfly_diffusion.cascade import shrink, enlarge, detail   # chapter 8a
     draw = lambda lo: pipe.upsampler(lo, seed=seed + 2, progress=progress)
     images = dict(zip(CASCADE_ROWS, (real, enlarge(shrink(real, low), high), draw(shrink(real, low)), enlarge(x, high), draw(x))))
-    label = torch.no_grad()(lambda im: torch.cat([small.judge(shrink(im[i:i + 256], low)).argmax(-1) for i in range(0, len(im), 256)]))
-    small_labels = {True: label(real), False: label(x)}     # the 32-px judge's label of each image's 32-px source
+    label = lambda im: predict(small.judge, shrink(im, low))   # the 32-px judge's label of an image shrunk to 32 px
+    small_labels = {True: label(real), False: label(x)}     # ... and of each image's 32-px source
     rows, real_detail = {}, detail(real, low).mean()
     for name, im in images.items():
         is_real, lab = name.startswith('real'), label(im)
