@@ -35,6 +35,9 @@ def test_the_file_is_the_one_its_card_describes(name):
     if numbers.get('cfg_scale'):                        # classifier-free guidance on top: its row, and the config that sets it
         assert f"{numbers['cfg_only_accuracy']:.1%}" in text and f"{numbers['cfg_only_fid']:.3f}" in text
         assert load_pipeline(name, 'cpu').cfg.cfg_scale == numbers['cfg_scale']
+    if 'guided_cas' in numbers:                         # what the samples are: CAS beside real images', and copies
+        for key in ('guided_cas', 'floor_cas', 'guided_copies'): assert f'{numbers[key]:.1%}' in text, key
+        assert f"{numbers['guided_nearest']:.2f}" in text
     assert f"{numbers['steps']} optimizer steps" in text and (WEIGHTS_DIR / f'{name}.png').exists()
     ck = read_checkpoint(WEIGHTS_DIR / f'{name}.pt')
     assert ck['step'] == numbers['steps'] and len(ck['classes']) == numbers['species']

@@ -15,34 +15,29 @@ measured numbers) and NAME.md (the card). Measured on the shipped float16 file, 
 tests/test_weights.py checks the files against the card.
 """
 from __future__ import annotations
-import argparse, json, platform, shutil, time
+import time
 from pathlib import Path
 import torch
 from torchvision.transforms.functional import to_pil_image
-from butterfly_diffusion.checkpoint import WEIGHTS_DIR, export_weights, read_checkpoint, sha256
+from butterfly_diffusion.checkpoint import read_checkpoint, sha256
 from butterfly_diffusion.cascade import load_upsampler, shrink, enlarge, detail
 from butterfly_diffusion.core import image_grid
 from butterfly_diffusion.data import get_data, SyntheticButterflies, PICTURES
 from butterfly_diffusion.guidance import load_pipeline
+from shipping import ship_parser, stage, publish, training_seconds, machine, credit
 
-p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-p.add_argument('checkpoint', help='the upsampler\'s training checkpoint (file or folder)')
-p.add_argument('name', help="the name users load it by: load_pipeline(BASE, upsampler='NAME')")
+p = ship_parser(__doc__.splitlines()[0], "the name users load it by: load_pipeline(BASE, upsampler='NAME')")
 p.add_argument('--base', required=True, help='the shipped base model it draws from (its low size must match)')
-p.add_argument('--command', required=True, help='the exact command that trained it, for the card')
-p.add_argument('--data', default=None, help='the real dataset it was trained on (default: the built-in butterflies)')
-p.add_argument('--attribution', default=None, help="a file whose text credits the training data (the dataset's README)")
 p.add_argument('--held_out', type=int, default=200, help='held-out real images to shrink and draw back')
-p.add_argument('--seed', type=int, default=123)
 p.add_argument('--heldout_picture', default=None, help='also save 6 held-out images (real, enlarged, drawn: a row each) here')
 a = p.parse_args()
 torch.set_num_threads(torch.get_num_threads())
 
 t0 = time.time()
 ck = read_checkpoint(a.checkpoint)
-staged = export_weights(a.checkpoint, Path('/tmp') / f'ship-{a.name}.pt', source=a.command)   # moved in last, with its card
+staged = stage(a.checkpoint, a.name, source=a.command)
 full, up = load_upsampler(a.checkpoint, 'cpu'), load_upsampler(staged, 'cpu')
-cfg, hist = up.cfg, ck.get('history', {})
+cfg = up.cfg
 
 # Held-out real images at the high size: never trained on
 if a.data:
@@ -78,12 +73,11 @@ cascade = dict(species=len(species), per_species=8, seconds_base=round(t_base, 1
 numbers = dict(name=a.name, kind='upsampler', base=a.base, steps=ck['step'], preset=ck['config']['name'],
                low_size=cfg.low_size, high_size=cfg.high_size, crop=cfg.image_size, cond_t=cfg.cond_t,
                cond_t_max=cfg.cond_t_max, sample_steps=cfg.sample_steps, detail_t_max=cfg.detail_t_max, detail_scale=cfg.detail_scale,
-               training_seconds=round(hist['seconds'][-1]) if hist.get('seconds') else None, seed=a.seed,
+               training_seconds=training_seconds(ck), seed=a.seed,
                **held, cascade=cascade, fp16_mean_pixel_diff=fp16_diff.mean().item(), fp16_max_pixel_diff=fp16_diff.max().item(),
                bytes=staged.stat().st_size, sha256=sha256(staged), source=a.data or 'built-in')
 
 n, c = numbers, cascade
-credit = f"\n## Training data\n\n{Path(a.attribution).read_text().strip()}\n" if a.attribution else ''
 card = f"""# `{a.name}`: an upsampler, {n['low_size']} px to {n['high_size']} px
 
 The second stage of a cascade (chapter 8a): `load_pipeline('{a.base}', upsampler='{a.name}')` draws
@@ -105,7 +99,7 @@ the upsampler, on this 2-core CPU.)
     {a.command}
 
 {n['steps']} optimizer steps of the `{n['preset']}` preset on {n['crop']}-px crops of {n['high_size']}-px images, {n['training_seconds']} s
-of training on {platform.processor() or platform.machine()} (a 2-core CPU), data: {n['source']}. Exported with
+of training on {machine()} (a 2-core CPU), data: {n['source']}. Exported with
 `python tools/ship_upsampler.py {a.checkpoint} {a.name} --base {a.base} {'--data ' + a.data + ' ' if a.data else ''}--command ...`.
 
 ## What it measures
@@ -126,9 +120,6 @@ need not match the real detail pixel for pixel, so its squared error can exceed 
 have detail energy {c['detail_cascade']:.4f} (their bicubic enlargements {c['detail_bicubic_of_samples']:.4f}).
 
 SHA-256 of `{a.name}.pt`: `{n['sha256']}`
-{credit}"""
-shutil.copy(picture, WEIGHTS_DIR / f'{a.name}.jpg')
-(WEIGHTS_DIR / f'{a.name}.json').write_text(json.dumps(numbers, indent=1) + '\n')
-(WEIGHTS_DIR / f'{a.name}.md').write_text(card)
-out = shutil.move(staged, WEIGHTS_DIR / f'{a.name}.pt')                 # last: shipped weights always have their card
+{credit(a.attribution)}"""
+out = publish(a.name, staged, numbers, card, {'.jpg': picture})
 print(f'wrote {out} ({n["bytes"] / 1e6:.1f} MB), its card and samples in {time.time() - t0:.0f} s')

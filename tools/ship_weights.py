@@ -9,28 +9,23 @@
 
 Writes butterfly_diffusion/weights/NAME.pt (EMA UNet and classifier, float16), NAME.png (guided samples, 8 per
 species, up to 10 species), NAME.json (the measured numbers) and NAME.md (the card: how it was made, what it
-measures, its SHA-256). The numbers are measured on the shipped float16 file itself, as a user gets it, by
-`evaluate_checkpoint` (unguided, label-only for a class-conditional UNet, classifier-free only where the config sets
-w > 0, and guided samples of every species against held-out real images, beside the real-vs-real floor).
+measures, its SHA-256), the weights last (`shipping.publish`). The numbers are measured on the float16 file itself,
+as a user gets it, by `evaluate_checkpoint` (unguided, label-only for a class-conditional UNet, classifier-free only
+where the config sets w > 0, and guided samples of every species against held-out real images, beside the
+real-vs-real floor; with each row's classification accuracy score and how near its samples come to training images).
 tests/test_weights.py checks the files against the card.
 """
 from __future__ import annotations
-import argparse, json, platform, time
+import json, time
 from pathlib import Path
-import torch
 import matplotlib; matplotlib.use('Agg')
-from butterfly_diffusion.checkpoint import WEIGHTS_DIR, export_weights, read_checkpoint, sha256
+from butterfly_diffusion.checkpoint import read_checkpoint, sha256
 from butterfly_diffusion.evaluation import evaluate_checkpoint, report
 from butterfly_diffusion.guidance import load_pipeline, generate_and_save_images
+from shipping import ship_parser, stage, publish, training_seconds, machine, credit
 
-p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-p.add_argument('checkpoint', help='the training checkpoint (file or folder)')
-p.add_argument('name', help="the name users load it by: load_pipeline('NAME')")
-p.add_argument('--command', required=True, help='the exact command that trained it, for the card')
-p.add_argument('--data', default=None, help='the real dataset it was trained on (default: the built-in butterflies)')
-p.add_argument('--attribution', default=None, help="a file whose text credits the training data (the dataset's README)")
+p = ship_parser(__doc__.splitlines()[0], "the name users load it by: load_pipeline('NAME')")
 p.add_argument('--n_per_class', type=int, default=50, help='samples per species for the numbers (decide with >= 500)')
-p.add_argument('--seed', type=int, default=123)
 p.add_argument('--sampling', nargs='*', default=[], metavar='FIELD=VALUE',
                help="sampling defaults to ship in the config (e.g. cfg_scale=2 when the preset's default changed after the run)")
 a = p.parse_args()
@@ -38,8 +33,7 @@ sampling = {k: json.loads(v) for k, v in (kv.split('=', 1) for kv in a.sampling)
 
 t0 = time.time()
 ck = read_checkpoint(a.checkpoint)
-out = export_weights(a.checkpoint, WEIGHTS_DIR / f'{a.name}.pt', sampling=sampling, source=a.command)
-hist = ck.get('history', {})
+out = stage(a.checkpoint, a.name, sampling=sampling, source=a.command)
 
 # float16 against float32, the same noise through both (images span [-1, 1]). Deterministic DDIM shows what the
 # rounding does to a picture; the default stochastic, guided sampler can amplify it until a trajectory parts.
@@ -62,13 +56,14 @@ cfg_only = next((df.loc[r] for r in df.index if r.startswith('classifier-free on
 w = half.cfg.cfg_scale if cfg_only is not None else 0
 grid = generate_and_save_images(len(species), display=False, pipeline=half, out=Path('/tmp') / f'ship-{a.name}',
                                 progress=False)
-(WEIGHTS_DIR / f'{a.name}.png').write_bytes(grid['overview'].read_bytes())
 
 numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], species=len(ck['classes']),
-               image_size=half.cfg.image_size, training_seconds=round(hist['seconds'][-1]) if hist.get('seconds') else None,
+               image_size=half.cfg.image_size, training_seconds=training_seconds(ck),
                samples=int(df.attrs['n']), seed=a.seed, judge_accuracy=df.attrs['judge_accuracy'],
                guided_accuracy=float(guided.accuracy), guided_fid=float(guided.fid), floor_fid=float(floor.fid),
                guided_precision=float(guided.precision), guided_recall=float(guided.recall),
+               floor_cas=float(floor.cas), guided_cas=float(guided.cas), guided_copies=float(guided.copies),
+               guided_nearest=float(guided.nearest),
                unguided_accuracy=float(unguided.accuracy), unguided_fid=float(unguided.fid),
                **({} if label_only is None else dict(label_only_accuracy=float(label_only.accuracy), label_only_fid=float(label_only.fid))),
                **({} if cfg_only is None else dict(cfg_scale=w, cfg_only_accuracy=float(cfg_only.accuracy), cfg_only_fid=float(cfg_only.fid))),
@@ -76,10 +71,8 @@ numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], speci
                conditional=half.unet.num_classes is not None,
                fp16_max_pixel_diff=fp16_diff, fp16_mean_pixel_diff_ddim=diff['ddim'].mean().item(),
                fp16_mean_pixel_diff=diff['default'].mean().item(), bytes=out.stat().st_size, sha256=sha256(out), source=a.data or 'built-in')
-(WEIGHTS_DIR / f'{a.name}.json').write_text(json.dumps(numbers, indent=1) + '\n')
 
 n = numbers
-credit = f"\n## Training data\n\n{Path(a.attribution).read_text().strip()}\n" if a.attribution else ''
 card = f"""# `{a.name}`: {n['preset']} preset, {n['species']} species, {n['image_size']} px
 
 `load_pipeline('{a.name}')` loads it; `generate_and_save_images(pipeline=load_pipeline('{a.name}'))` draws from it.
@@ -94,7 +87,7 @@ The EMA diffusion model ({'class-conditional: it is told the species, and the cl
 
     {a.command}
 
-{n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {platform.processor() or platform.machine()}
+{n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {machine()}
 (a 2-core CPU), data: {n['source']}. Exported with `python tools/ship_weights.py {a.checkpoint} {a.name}
 {'--data ' + a.data + ' ' if a.data else ''}--command ...{' --sampling ' + ' '.join(a.sampling) if a.sampling else ''}`.
 Presets change: the file holds the configuration these weights were trained with
@@ -115,7 +108,14 @@ the preset as it is then.
 
 {n['samples']} samples give the guided accuracy to about ±{196 * (n['guided_accuracy'] * (1 - n['guided_accuracy']) / n['samples']) ** 0.5:.1f} points (95%).
 
+What the guided samples are (chapter 9, *What samples are*, explains both tests): a judge trained only on
+them scores {n['guided_cas']:.1%} on held-out real images, where the same judge taught by as many real images
+scores {n['floor_cas']:.1%} (the classification accuracy score); {n['guided_copies']:.1%} of them are nearer to a
+training image than the nearest 1% of held-out real images are, and their median distance to the nearest training
+image is {n['guided_nearest']:.2f} times held-out real images' (1: as new as an unseen photo; below 1: nearer to what
+the model learnt from).
+
 SHA-256 of `{a.name}.pt`: `{n['sha256']}`
-{credit}"""
-(WEIGHTS_DIR / f'{a.name}.md').write_text(card)
+{credit(a.attribution)}"""
+out = publish(a.name, out, numbers, card, {'.png': grid['overview']})
 print(f'wrote {out} ({n["bytes"] / 1e6:.1f} MB), its card and grid in {time.time() - t0:.0f} s')
