@@ -20,7 +20,7 @@ import json, time
 from pathlib import Path
 import matplotlib; matplotlib.use('Agg')
 from butterfly_diffusion.checkpoint import read_checkpoint, sha256
-from butterfly_diffusion.evaluation import evaluate_checkpoint, report
+from butterfly_diffusion.evaluation import evaluate_checkpoint, report, save_side_by_side
 from butterfly_diffusion.guidance import load_pipeline, generate_and_save_images
 from shipping import ship_parser, stage, publish, training_seconds, machine, credit
 
@@ -48,8 +48,10 @@ fp16_text = (f"from the same noise, deterministic DDIM (η = 0) gives pictures t
              f"amplifies it a trajectory can part (at most {diff['default'].max():.2f}). The numbers below are measured "
              "on the float16 file")
 
-df, _ = evaluate_checkpoint(out, a.data, a.n_per_class, a.seed, 'cpu', progress=False)
+df, samples = evaluate_checkpoint(out, a.data, a.n_per_class, a.seed, 'cpu', progress=False)
 print(report(df))
+pictures = Path('/tmp') / f'ship-{a.name}-evaluation'   # a picture per species, and closest-pairs.png, to look at
+save_side_by_side(samples, df.attrs['classes'], pictures, closest=df.attrs['closest'])
 floor, unguided, guided = df.iloc[0], df.loc['unguided'], df.iloc[-1]   # guided last
 label_only = df.loc['species label only'] if 'species label only' in df.index else None   # a class-conditional UNet
 cfg_only = next((df.loc[r] for r in df.index if r.startswith('classifier-free only')), None)   # and w > 0
@@ -118,4 +120,4 @@ the model learnt from).
 SHA-256 of `{a.name}.pt`: `{n['sha256']}`
 {credit(a.attribution)}"""
 out = publish(a.name, out, numbers, card, {'.png': grid['overview']})
-print(f'wrote {out} ({n["bytes"] / 1e6:.1f} MB), its card and grid in {time.time() - t0:.0f} s')
+print(f'wrote {out} ({n["bytes"] / 1e6:.1f} MB), its card and grid in {time.time() - t0:.0f} s; pictures of every species in {pictures}/')
