@@ -131,11 +131,11 @@ class Upsampler:
         # them afresh and the kernel zeroes every page (16 images: 2 M page faults a step, 1.5x slower than batches of 2)
         batch_size = batch_size or (2 if dev.type == 'cpu' else 32)
         if generator is None: check_fields(seed=seed)
-        level, T = cfg.cond_t if cond_t is None else cond_t, len(self.schedule.beta)
-        top = cfg.detail_t_max or T                          # the reverse process starts below this t
-        if not (isinstance(level, int) and 0 <= level < T) or (steps or 0) > top:
-            raise ValueError(f'cond_t={level!r}, steps={steps!r}: the noise level must be a whole number in [0, {T}) and '
-                             f'the DDIM steps at most {top}.')
+        level, trained = cfg.cond_t if cond_t is None else cond_t, max(cfg.cond_t_max, 1)   # it trained on levels below
+        top = cfg.detail_t_max or len(self.schedule.beta)    # the reverse process starts below this t
+        if not (isinstance(level, int) and 0 <= level < trained) or (steps or 0) > top:
+            raise ValueError(f'cond_t={level!r}, steps={steps!r}: the condition needs a noise level it trained on, a whole '
+                             f'number in [0, {trained}) (below cond_t_max), and the DDIM steps must be at most {top}.')
         g = generator or torch.Generator().manual_seed(seed)   # on the CPU: the same pictures on any device
         dtype, low, size = next(self.unet.parameters()).dtype, low.to(dev, torch.float32), cfg.high_size
         noise = torch.randn(low.shape, generator=g, device=g.device).to(dev)    # all noise first: the same pictures

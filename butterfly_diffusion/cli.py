@@ -117,6 +117,7 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              steps: Param('DDIM steps (default: the checkpoint\'s)', int) = None,
              eta: Param('DDIM eta (default: the checkpoint\'s)', float) = None,
              t_max: Param('guide only while t < t_max (default: the checkpoint\'s)', int) = None,
+             cfg_t_max: Param('apply the classifier-free weight only while t < cfg_t_max (default: the checkpoint\'s)', int) = None,
              upsampler: Param('measure the cascade at its large size: this second stage (a checkpoint or shipped weights)', str) = None,
              size: Param('the side to measure at: the upsampler\'s (with shipped weights, e.g. --checkpoint butterflies-75 --size 128, the one that ships with them)', int) = None,
              out: Param('folder for one picture per species: a row of samples per setting, unguided first (a cascade: small, bicubic, cascade, nearest real image)', str) = 'evaluation',
@@ -124,11 +125,11 @@ def evaluate(checkpoint: Param('a checkpoint, or a folder to search for the newe
              device: Param('cuda, mps or cpu', str) = None):
     "Measure a checkpoint: judge accuracy, FID and KID beside the real-image floor, precision and recall."
     check_counts(n_per_class=n_per_class, size=size); check_fields(seed=seed)
-    check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
+    check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max, cfg_t_max=cfg_t_max)
     check_writable_dir(out, 'picture folder (--out)'); check_out_outside_data(out, data, 'picture folder')   # before any work
     import matplotlib; matplotlib.use('Agg')
     from butterfly_diffusion.evaluation import evaluate_checkpoint, evaluate_cascade, save_side_by_side, report
-    sampling = dict(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max)
+    sampling = dict(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, eta=eta, t_max=t_max, cfg_t_max=cfg_t_max)
     if upsampler is None and size is None:
         df, samples = evaluate_checkpoint(checkpoint, data, n_per_class, seed, device, **sampling)
     else: df, samples = evaluate_cascade(checkpoint, upsampler, data, n_per_class, seed, size, device, **sampling)

@@ -84,6 +84,7 @@ class Config:
     guidance_t_max: int = 600          # guide only while t < guidance_t_max (the classifier is near chance above)
     guidance_temperature: float = 3.0  # τ of the classifier softmax in guidance (1: plain log p; see 08_guidance)
     cfg_scale: float = 0.0             # classifier-free guidance weight w on top, for a class-conditional UNet (0: none)
+    cfg_t_max: int | None = None       # apply w only while t < cfg_t_max (None: at every step; see 08_guidance)
     samples_per_class: int = 8         # images per species in `generate_and_save_images`
     seed: int = 0                      # random seed of data generation and training
     min_snr_gamma: float | None = None # Min-SNR-γ weighting of the noise MSE (Hang et al. 2023); None: plain MSE
@@ -125,7 +126,7 @@ class Config:
 
 SAMPLING = {   # every sampling setting (of `Pipeline`, `sample`, `evaluate`) and the `Config` field that holds its default
     'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max', 'steps': 'sample_steps',
-    'eta': 'sample_eta', 'cfg_scale': 'cfg_scale',
+    'eta': 'sample_eta', 'cfg_scale': 'cfg_scale', 'cfg_t_max': 'cfg_t_max',
     'label': None}   # tell a class-conditional UNet the species (True, no Config field) or the "no class" token (False)
 SAMPLING_FIELDS = (*filter(None, SAMPLING.values()), 'samples_per_class')   # how trained models are sampled: changing these never breaks weights
 
@@ -150,6 +151,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'sample_eta': (lambda v: _real(v) and 0 <= v <= 1, 'a number in [0, 1]'),
     'guidance_scale': (lambda v: _real(v) and abs(v) <= MAX_GUIDANCE_SCALE, f'a finite number, |s| <= {MAX_GUIDANCE_SCALE:g}'),
     'guidance_t_max': (lambda v: _whole(v, 0), 'a whole number >= 0'),
+    'cfg_t_max': (lambda v: v is None or _whole(v, 0), 'None (every step) or a whole number >= 0'),
     'guidance_temperature': (lambda v: _real(v) and 0.01 <= v <= 1000, 'a number in [0.01, 1000] (1: plain log p; below 0.01 the softmax overflows)'),
     'cfg_scale': (lambda v: _real(v) and 0 <= v <= MAX_GUIDANCE_SCALE, f'a finite number in [0, {MAX_GUIDANCE_SCALE:g}]; 0: none'),
     'seed': (lambda v: _whole(v, 0) and v < 2 ** 63, 'a whole number in [0, 2**63)'),
@@ -197,8 +199,11 @@ def _upsampler_problems(cfg) -> list[str]:
     if not net.convolutional:
         bad.append('attn_resolutions/middle_attention (trained on crops, applied to the whole image: give it no attention, '
                    'attn_resolutions=() and middle_attention=False)')
-    if not (cfg.cond_t < cfg.timesteps and cfg.cond_t_max <= cfg.timesteps and cfg.detail_t_max <= cfg.timesteps):
-        bad.append(f'cond_t={cfg.cond_t}, cond_t_max={cfg.cond_t_max}, detail_t_max={cfg.detail_t_max} (noise levels: at most timesteps={cfg.timesteps})')
+    if not (cfg.cond_t_max <= cfg.timesteps and cfg.detail_t_max <= cfg.timesteps):
+        bad.append(f'cond_t_max={cfg.cond_t_max}, detail_t_max={cfg.detail_t_max} (noise levels: at most timesteps={cfg.timesteps})')
+    elif not cfg.cond_t < max(cfg.cond_t_max, 1):
+        bad.append(f'cond_t={cfg.cond_t} (the condition\'s noise level when sampling: one it trained on, below '
+                   f'cond_t_max={cfg.cond_t_max})')
     if cfg.sample_steps > (cfg.detail_t_max or cfg.timesteps):
         bad.append(f'sample_steps={cfg.sample_steps} (at most detail_t_max={cfg.detail_t_max}, the steps it samples)')
     return bad
@@ -224,7 +229,7 @@ PRESETS = {
                    net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                  attn_resolutions=(8,), num_heads=4, dropout=0.0, classifier_downsample=2)),
     'photos': Config(name='photos', num_classes=75, batch_size=48, lr=1e-3, steps=3_600, checkpoint_every=400,
-                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0, conditional=True, cfg_scale=2.0,
+                     log_every=50, num_workers=1, ema_decay=0.998, min_snr_gamma=5.0, conditional=True, cfg_scale=2.0, cfg_t_max=400,
                      net=NetConfig(image_size=32, base_filters=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                                    attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),

@@ -56,12 +56,15 @@ def noise_predictor(model: torch.nn.Module,       # diffusion model (EMA weights
 
 def classifier_free(model: torch.nn.Module,  # class-conditional diffusion model trained with label dropout
                     y: torch.Tensor,         # requested classes (B,)
-                    w: float                 # guidance weight (0: the plain conditional estimate)
+                    w: float,                # guidance weight (0: the plain conditional estimate)
+                    t_max: int | None = None # apply w only while t < t_max (None: at every step)
                    ) -> Callable:
-    "Classifier-free guidance (Ho & Salimans 2022) as `predict(x_t, t) -> (1+w)·ε(x_t, y) − w·ε(x_t)`, one batched call."
+    """Classifier-free guidance (Ho & Salimans 2022) as `predict(x_t, t) -> (1+w)·ε(x_t, y) − w·ε(x_t)`, one batched
+    call; where t >= t_max the plain conditional estimate ε(x_t, y), one call of half the size."""
     if not model.num_classes: raise ValueError('classifier-free guidance needs a class-conditional UNet (num_classes=...).')
     none = torch.full_like(y, model.num_classes)          # the "no class" index
     def predict(xt, t):
+        if t_max is not None and int(t[0]) >= t_max: return _eps(model, xt, t, y)
         eps_c, eps_u = _eps(model, torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, none])).chunk(2)
         return (1 + w) * eps_c - w * eps_u
     return predict
@@ -213,7 +216,7 @@ class Pipeline:
         dtype, out = next(self.unet.parameters()).dtype, []
         for i in range(0, len(y), batch_size):
             yb, xb = y[i:i + batch_size].to(self.device), x_T[i:i + batch_size].to(self.device, dtype)
-            predict = (classifier_free(self.unet, yb, kw['cfg_scale']) if kw['cfg_scale'] else noise_predictor(self.unet, yb if kw['label'] else None))
+            predict = (classifier_free(self.unet, yb, kw['cfg_scale'], kw['cfg_t_max']) if kw['cfg_scale'] else noise_predictor(self.unet, yb if kw['label'] else None))
             guide = classifier_guidance(self.classifier, yb, kw['scale'], kw['temperature'], kw['t_max']) if kw['scale'] else None
             out.append(sample(predict, self.schedule, xb, guide, kw['steps'], kw['eta'], g, callback, progress).cpu())
         x = torch.cat(out)

@@ -140,7 +140,7 @@ def remove_stale_temp(folder: Path) -> list[Path]:
 
 # %% ../nbs/07_training.ipynb #426c198f
 RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay',
-              'min_snr_gamma', 'high_size', 'low_size', 'cond_t_max')
+              'min_snr_gamma', 'high_size', 'low_size', 'cond_t_max', 'detail_scale', 'detail_t_max')
 RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total',
              'source': 'the same data may move to another folder: its file names, sizes and contents must match'}
 

@@ -17,6 +17,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 import torch
 from torchvision.transforms.functional import to_pil_image
+from butterfly_diffusion.checkpoint import read_checkpoint, resolve_weights, sha256
 from butterfly_diffusion.core import image_grid
 from butterfly_diffusion.evaluation import evaluate_cascade, save_side_by_side, report
 
@@ -36,7 +37,10 @@ def main(argv=None):
     p.add_argument('--pictures', default='runs/cascade-evaluation', help='every species\' picture (not committed)')
     a = p.parse_args(argv)
     name = a.name or Path(a.base).name
-    torch.set_num_threads(torch.get_num_threads())
+    base, upsampler = resolve_weights(a.base), resolve_weights(a.upsampler or f'{a.base}-upsampler')
+    species = len(read_checkpoint(base)['classes'])
+    if bad := [i for i in map(int, a.shown.split(',')) if not 0 <= i < species]:
+        p.error(f'--shown {a.shown}: species {bad} are not among the {species} of {a.base} (0 to {species - 1})')
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     t0 = time.time()
     df, samples = evaluate_cascade(a.base, a.upsampler, a.data, a.n_per_class, a.seed)
@@ -48,7 +52,8 @@ def main(argv=None):
     meta = dict(command='python tools/cascade_results.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 commit=commit, seed=a.seed, samples_per_row=df.attrs['n'], species=len(df.attrs['classes']),
                 judge_accuracy=df.attrs['judge_accuracy'], small_judge_accuracy=df.attrs['small_judge_accuracy'],
-                sizes=df.attrs['sizes'], source=df.attrs['source'], seconds=round(seconds))
+                sizes=df.attrs['sizes'], source=df.attrs['source'], seconds=round(seconds),
+                base_sha256=sha256(base), upsampler_sha256=sha256(upsampler))   # which weights: names stay, files change
     (out / f'cascade-{name}.json').write_text(json.dumps(meta, indent=1) + '\n')
     # the chapter's picture: for each shown species, a row per kind (small, bicubic, cascade, nearest real), 6 columns
     n = len(next(iter(samples.values()))) // len(df.attrs['classes'])

@@ -31,7 +31,6 @@ p.add_argument('--base', required=True, help='the shipped base model it draws fr
 p.add_argument('--held_out', type=int, default=200, help='held-out real images to shrink and draw back')
 p.add_argument('--heldout_picture', default=None, help='also save 6 held-out images (real, enlarged, drawn: a row each) here')
 a = p.parse_args()
-torch.set_num_threads(torch.get_num_threads())
 
 t0 = time.time()
 ck = read_checkpoint(a.checkpoint)
