@@ -25,12 +25,12 @@ from .checkpoint import WEIGHTS_DIR, atomic_save, read_checkpoint, resolve_weigh
 from .guidance import Pipeline, load_pipeline, species_file
 
 # %% auto #0
-__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'CASCADE_ROWS', 'Judge', 'predict', 'accuracy', 'images_of', 'fit_judge',
-           'judge_recipe', 'shipped_judge_file', 'train_judge', 'ship_judge', 'JudgeFeatures', 'feature_distances',
-           'precision_recall', 'generate', 'Reference', 'measure', 'synthetic_reference', 'photo_reference',
-           'reference_for', 'sweep', 'plot_sweep', 'training_images', 'classification_accuracy_score',
-           'nearest_training', 'memorisation', 'check_measured_on', 'guided_row', 'evaluate_checkpoint',
-           'save_side_by_side', 'report', 'nearest_real', 'evaluate_cascade']
+__all__ = ['JUDGES_DIR', 'JUDGE_RECIPE_FIELDS', 'CASCADE_ROWS', 'Judge', 'predict', 'judge_features', 'accuracy', 'images_of',
+           'fit_judge', 'judge_recipe', 'shipped_judge_file', 'train_judge', 'ship_judge', 'JudgeFeatures',
+           'feature_distances', 'precision_recall', 'generate', 'Reference', 'measure', 'synthetic_reference',
+           'photo_reference', 'reference_for', 'sweep', 'plot_sweep', 'training_images',
+           'classification_accuracy_score', 'nearest_training', 'memorisation', 'check_measured_on', 'free_weight',
+           'guided_row', 'evaluate_checkpoint', 'save_side_by_side', 'report', 'nearest_real', 'evaluate_cascade']
 
 # %% ../nbs/09_evaluation.ipynb #4547d425
 class Judge(nn.Module):
@@ -50,14 +50,22 @@ class Judge(nn.Module):
     def forward(self, x): return self.head(self.body(x))
 
 # %% ../nbs/09_evaluation.ipynb #0854c9b8
-@torch.no_grad()
+def _batched(f, judge: Judge, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    "`f(judge, batch)` over `x` in batches moved to the judge's device (a GPU's, if it trained there); the result on the CPU."
+    device = next(judge.parameters()).device
+    with torch.no_grad(): return torch.cat([f(judge, x[i:i + batch_size].to(device).float()).cpu() for i in range(0, len(x), batch_size)])
+
 def predict(judge: Judge, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    "The judge's class for each image in `x` (in [-1, 1]), in batches."
-    return torch.cat([judge(x[i:i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)])
+    "The judge's class for each image in `x` (in [-1, 1])."
+    return _batched(lambda j, b: j(b).argmax(-1), judge, x, batch_size)
+
+def judge_features(judge: Judge, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    "The judge's penultimate activations for each image in `x` (in [-1, 1]): the space every distance of this chapter is measured in."
+    return _batched(lambda j, b: j.features(b), judge, x, batch_size)
 
 def accuracy(judge: Judge, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
     "Share of images in `x` that the judge assigns to their class in `y`."
-    return (predict(judge, x, batch_size) == y).sum().item() / len(x)
+    return (predict(judge, x, batch_size) == y.cpu()).sum().item() / len(x)
 
 def images_of(ds) -> tuple[torch.Tensor, torch.Tensor]:
     "All `(images, labels)` of a dataset of `(image, label)` pairs, stacked."
@@ -86,7 +94,7 @@ def fit_judge(train_ds,                # clean `(image, label)` pairs to learn f
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     judge.eval()
     x, y = images_of(test_ds)
-    return judge, accuracy(judge, x.to(device), y.to(device))
+    return judge, accuracy(judge, x, y)
 
 # %% ../nbs/09_evaluation.ipynb #a14127b7
 JUDGES_DIR = WEIGHTS_DIR / 'judges'   # trained judges of the built-in butterflies that ship with the package
@@ -114,8 +122,7 @@ def train_judge(num_classes: int, image_size: int,
         if saved['recipe'] == recipe:          # a judge trained exactly so: the same instrument on every machine
             device = get_device(kwargs.get('device'))
             judge = Judge(num_classes); judge.load_state_dict(saved['judge']); judge = judge.to(device).eval()
-            x, y = images_of(test)
-            return judge, accuracy(judge, x.to(device), y.to(device))
+            return judge, accuracy(judge, *images_of(test))
     train = SyntheticButterflies(num_classes, image_size, recipe['n_per_class'], seed=seed, first_index=recipe['first_index'])
     return fit_judge(train, test, num_classes, recipe['epochs'], seed=seed, **kwargs)
 
@@ -139,13 +146,14 @@ class JudgeFeatures(nn.Module):
 @torch.no_grad()
 def feature_distances(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> dict:
     "Classifier-feature FID and KID (mean, std) between image sets `real` and `fake` (in [-1, 1])."
-    n = min(len(real), len(fake))
-    fid = FrechetInceptionDistance(feature=JudgeFeatures(judge)).to(real.device)
+    n, device = min(len(real), len(fake)), next(judge.parameters()).device
+    fid = FrechetInceptionDistance(feature=JudgeFeatures(judge)).to(device)
     with warnings.catch_warnings():   # torchmetrics warns that KID keeps every feature: here a few thousand 128-d vectors
         warnings.filterwarnings('ignore', message='Metric `Kernel Inception Distance` will save')
-        kid = KernelInceptionDistance(feature=JudgeFeatures(judge), subsets=20, subset_size=min(100, n)).to(real.device)
-    for metric in (fid, kid):
-        metric.update(real, real=True); metric.update(fake, real=False)
+        kid = KernelInceptionDistance(feature=JudgeFeatures(judge), subsets=20, subset_size=min(100, n)).to(device)
+    for metric in (fid, kid):        # in batches on the judge's device: sums of features, whatever the batching
+        for images, is_real in ((real, True), (fake, False)):
+            for i in range(0, len(images), 256): metric.update(images[i:i + 256].to(device), real=is_real)
     kid_mean, kid_std = kid.compute()
     return dict(fid=fid.compute().item(), kid=kid_mean.item(), kid_std=kid_std.item())
 
@@ -153,7 +161,7 @@ def feature_distances(judge: Judge, real: torch.Tensor, fake: torch.Tensor) -> d
 @torch.no_grad()
 def precision_recall(judge: Judge, real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict:
     "Improved precision and recall (Kynkäänniemi et al. 2019) of image sets `fake` against `real`, in judge features."
-    f_real, f_fake = judge.features(real.float()), judge.features(fake.float())
+    f_real, f_fake = judge_features(judge, real), judge_features(judge, fake)
     def radii(f):   # distance to the k-th nearest other member (fewer in a set of k or fewer)
         return torch.cdist(f, f).kthvalue(min(k, len(f) - 1) + 1, dim=1).values
     d = torch.cdist(f_fake, f_real)                                          # (n_fake, n_real)
@@ -235,7 +243,7 @@ def reference_for(data,                       # the real dataset the models were
                   seed: int = 0, progress: bool = True,
                   judge_kw: dict | None = None) -> Reference:  # more for the judge's training (`fit_judge`, `train_judge`)
     """The `Reference` that samples of models trained on `data` are measured against: `synthetic_reference` or `photo_reference`.
-    A judge of images larger than 32 px reads blocks of `image_size // 32` px first (`Judge`'s `patch`)."""
+    A judge of images of 64 px or more reads blocks of `image_size // 32` px first (`Judge`'s `patch`)."""
     judge_kw = {'progress': progress, **({'patch': image_size // 32} if image_size >= 64 else {}), **(judge_kw or {})}
     if data is None: return synthetic_reference(len(classes), image_size, n_per_class, seed, judge_kw)
     return photo_reference(data, image_size, classes, n_per_class * len(classes), seed, judge_kw=judge_kw)
@@ -250,7 +258,7 @@ def sweep(settings: list[dict], pipe: Pipeline, ref: Reference, n_per_class: int
         t0 = time.time()
         x, y = generate(s.get('pipe', pipe), n_per_class, **{k: v for k, v in s.items() if k not in ('method', 'pipe')}, **kw)
         rows.append(dict(method=s['method'], weight=s.get('cfg_scale', s.get('scale')), scale=s.get('scale'),
-                         cfg_scale=s.get('cfg_scale'), t_max=s.get('t_max'),
+                         cfg_scale=s.get('cfg_scale'), t_max=s.get('t_max'), cfg_t_max=s.get('cfg_t_max'),
                          temperature=s.get('temperature'), **measure(ref, x, y), seconds=time.time() - t0))
     return pd.DataFrame(rows)
 
@@ -284,8 +292,7 @@ def classification_accuracy_score(ref: Reference, x: torch.Tensor, y: torch.Tens
 @torch.no_grad()
 def nearest_training(judge: Judge, x: torch.Tensor, train: torch.Tensor, batch_size: int = 256) -> tuple:
     "For each image of `x`: the distance to its nearest image of `train` in judge features, the same in pixels (RMS), and that image's index (by features)."
-    feats = lambda z: torch.cat([judge.features(z[i:i + batch_size].float()) for i in range(0, len(z), batch_size)])
-    d, i = torch.cdist(feats(x), feats(train)).min(1)
+    d, i = torch.cdist(judge_features(judge, x, batch_size), judge_features(judge, train, batch_size)).min(1)
     px = torch.cat([torch.cdist(x[j:j + batch_size].flatten(1), train.flatten(1)).min(1).values
                     for j in range(0, len(x), batch_size)]) / x[0].numel() ** 0.5
     return d, px, i
@@ -313,9 +320,13 @@ def check_measured_on(checkpoint, pipe: Pipeline, data) -> None:
                          f'{classes[0]!r}), not on the built-in butterflies: measure it against that data, with '
                          f'{option("data", source or "PATH")}.')
 
+def free_weight(kw: dict) -> str:
+    "The classifier-free weight of sampling settings `kw` in words: `w 2`, and where it acts if not at every step."
+    return f'w {kw["cfg_scale"]:g}' + ('' if kw.get('cfg_t_max') is None else f' while t < {kw["cfg_t_max"]}')
+
 def guided_row(kw: dict) -> str:
     "The name of the guided row for sampling settings `kw`: its classifier scale, and its classifier-free w if any."
-    return f'guided (scale {kw["scale"]:g}' + (f', w {kw["cfg_scale"]:g})' if kw['cfg_scale'] else ')')
+    return f'guided (scale {kw["scale"]:g}' + (f', {free_weight(kw)})' if kw['cfg_scale'] else ')')
 
 def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folder to search for the newest last.pt
                         data=None,                     # the real dataset it was trained on; None: built-in butterflies
@@ -334,7 +345,7 @@ def evaluate_checkpoint(checkpoint='checkpoints',     # a checkpoint, or a folde
     n, kw = n_per_class * len(classes), pipe.settings(**changes)
     rows_kw = {'unguided': dict(scale=0.0, cfg_scale=0.0, label=False)}   # no species told, no classifier: near chance
     if pipe.unet.num_classes: rows_kw['species label only'] = dict(scale=0.0, cfg_scale=0.0)
-    if kw['cfg_scale']: rows_kw[f'classifier-free only (w {kw["cfg_scale"]:g})'] = dict(scale=0.0)
+    if kw['cfg_scale']: rows_kw[f'classifier-free only ({free_weight(kw)})'] = dict(scale=0.0)
     rows_kw[guided_row(kw)] = {}
     image = pipe.unet.config.in_channels * cfg.image_size ** 2 * 4        # bytes: the rows' samples, two real sets, the
     check_room((len(rows_kw) + 3) * n * image + 3 * n * n * 4,            # starting noise, and the n x n feature distances
@@ -383,7 +394,7 @@ def report(df: pd.DataFrame) -> str:
                  f"image it was drawn from; detail: detail energy as a share of real images'")
     if 'cas' in df:   # the tests of what samples are
         head += ("\ncas: a classifier taught only by the row's images, scored on held-out real images (the floor's: taught by "
-                 "real images); copies: the share nearer to a training image than the nearest 1% of held-out real images are; "
+                 "real images); copies: the share nearer to a training image than the nearest 1% of held-out real images are (held-out images: 1% by construction); "
                  "nearest: their median distance to the training images, as a share of held-out real images'")
     return head + '\n' + t[cols].to_string(float_format=lambda v: f'{v:.3f}')
 
@@ -392,8 +403,7 @@ def report(df: pd.DataFrame) -> str:
 def nearest_real(ref: Reference, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     "For each image of `x` (requested as species `y`), the real image of that species nearest to it in judge features (`ref`'s held-out and floor sets)."
     rx, ry = torch.cat([ref.real[0], ref.floor_set[0]]), torch.cat([ref.real[1], ref.floor_set[1]])
-    feats = lambda z: torch.cat([ref.judge.features(z[i:i + batch_size].float()) for i in range(0, len(z), batch_size)])
-    d = torch.cdist(feats(x), feats(rx))
+    d = torch.cdist(judge_features(ref.judge, x, batch_size), judge_features(ref.judge, rx, batch_size))
     d[y[:, None] != ry[None]] = float('inf')                 # only photos of the species asked for
     return rx[d.argmin(1)]
 
@@ -441,7 +451,7 @@ def evaluate_cascade(checkpoint='checkpoints',     # the base model: a checkpoin
         is_real, lab = name.startswith('real'), label(im)
         asked = real_y if is_real else y
         rows[name] = dict(**measure(ref, im, asked), consistency=(lab == asked).float().mean().item(),
-                          agreement=(lab == small_labels[is_real]).float().mean().item(),
+                          agreement=float('nan') if name == CASCADE_ROWS[0] else (lab == small_labels[is_real]).float().mean().item(),   # the floor: 1 by construction
                           detail=(detail(im, low).mean() / real_detail).item())
     df = pd.DataFrame(rows).T
     df.attrs.update(judge_accuracy=ref.judge_accuracy, small_judge_accuracy=small.judge_accuracy, source=ref.source, n=n,

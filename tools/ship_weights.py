@@ -20,7 +20,8 @@ import json, time
 from pathlib import Path
 import matplotlib; matplotlib.use('Agg')
 from butterfly_diffusion.checkpoint import read_checkpoint, sha256
-from butterfly_diffusion.evaluation import evaluate_checkpoint, report, save_side_by_side
+from butterfly_diffusion.core import SAMPLING
+from butterfly_diffusion.evaluation import evaluate_checkpoint, report, save_side_by_side, free_weight
 from butterfly_diffusion.guidance import load_pipeline, generate_and_save_images
 from shipping import ship_parser, stage, publish, training_seconds, machine, credit
 
@@ -39,7 +40,8 @@ out = stage(a.checkpoint, a.name, sampling=sampling, source=a.command)
 # rounding does to a picture; the default stochastic, guided sampler can amplify it until a trajectory parts.
 full, half = load_pipeline(a.checkpoint, 'cpu'), load_pipeline(out, 'cpu')
 species = list(range(min(10, len(half.classes))))
-diff = {k: (full(species, 4, seed=5, **kw) - half(species, 4, seed=5, **kw)).abs()
+same = {k: half.settings()[k] for k, field in SAMPLING.items() if field in sampling}   # the float32 run, sampled as shipped
+diff = {k: (full(species, 4, seed=5, **{**same, **kw}) - half(species, 4, seed=5, **{**same, **kw})).abs()
         for k, kw in (('ddim', dict(eta=0.0)), ('default', {}))}
 fp16_diff = diff['default'].max().item()
 fp16_text = (f"from the same noise, deterministic DDIM (η = 0) gives pictures that differ from the float32 weights' by "
@@ -56,6 +58,7 @@ floor, unguided, guided = df.iloc[0], df.loc['unguided'], df.iloc[-1]   # guided
 label_only = df.loc['species label only'] if 'species label only' in df.index else None   # a class-conditional UNet
 cfg_only = next((df.loc[r] for r in df.index if r.startswith('classifier-free only')), None)   # and w > 0
 w = half.cfg.cfg_scale if cfg_only is not None else 0
+w_text = free_weight(half.settings()) if w else ''   # 'w 2', and where it acts if not at every step
 grid = generate_and_save_images(len(species), display=False, pipeline=half, out=Path('/tmp') / f'ship-{a.name}',
                                 progress=False)
 
@@ -68,7 +71,7 @@ numbers = dict(name=a.name, steps=ck['step'], preset=ck['config']['name'], speci
                guided_nearest=float(guided.nearest),
                unguided_accuracy=float(unguided.accuracy), unguided_fid=float(unguided.fid),
                **({} if label_only is None else dict(label_only_accuracy=float(label_only.accuracy), label_only_fid=float(label_only.fid))),
-               **({} if cfg_only is None else dict(cfg_scale=w, cfg_only_accuracy=float(cfg_only.accuracy), cfg_only_fid=float(cfg_only.fid))),
+               **({} if cfg_only is None else dict(cfg_scale=w, cfg_t_max=half.cfg.cfg_t_max, cfg_only_accuracy=float(cfg_only.accuracy), cfg_only_fid=float(cfg_only.fid))),
                guidance_scale=half.cfg.guidance_scale, sampling_changed_on_export=sampling,
                conditional=half.unet.num_classes is not None,
                fp16_max_pixel_diff=fp16_diff, fp16_mean_pixel_diff_ddim=diff['ddim'].mean().item(),
@@ -106,14 +109,15 @@ the preset as it is then.
 |---|---|---|---|---|
 | real images (the floor) | {floor.accuracy:.1%} | {floor.fid:.3f} | {floor.precision:.2f} | {floor.recall:.2f} |
 | unguided samples{' (the "no class" token)' if label_only is not None else ''} | {n['unguided_accuracy']:.1%} | {n['unguided_fid']:.3f} | {unguided.precision:.2f} | {unguided.recall:.2f} |
-{'' if label_only is None else f"| samples given only the species label | {label_only.accuracy:.1%} | {label_only.fid:.3f} | {label_only.precision:.2f} | {label_only.recall:.2f} |" + chr(10)}{'' if cfg_only is None else f"| the label with classifier-free guidance (w {w:g}), no classifier | {cfg_only.accuracy:.1%} | {cfg_only.fid:.3f} | {cfg_only.precision:.2f} | {cfg_only.recall:.2f} |" + chr(10)}| guided samples (scale {half.cfg.guidance_scale:g}{', with the label' if label_only is not None else ''}{f' and w {w:g}' if w else ''}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
+{'' if label_only is None else f"| samples given only the species label | {label_only.accuracy:.1%} | {label_only.fid:.3f} | {label_only.precision:.2f} | {label_only.recall:.2f} |" + chr(10)}{'' if cfg_only is None else f"| the label with classifier-free guidance ({w_text}), no classifier | {cfg_only.accuracy:.1%} | {cfg_only.fid:.3f} | {cfg_only.precision:.2f} | {cfg_only.recall:.2f} |" + chr(10)}| guided samples (scale {half.cfg.guidance_scale:g}{', with the label' if label_only is not None else ''}{f' and {w_text}' if w else ''}) | {n['guided_accuracy']:.1%} | {n['guided_fid']:.3f} | {n['guided_precision']:.2f} | {n['guided_recall']:.2f} |
 
 {n['samples']} samples give the guided accuracy to about ±{196 * (n['guided_accuracy'] * (1 - n['guided_accuracy']) / n['samples']) ** 0.5:.1f} points (95%).
 
 What the guided samples are (chapter 9, *What samples are*, explains both tests): a judge trained only on
 them scores {n['guided_cas']:.1%} on held-out real images, where the same judge taught by as many real images
 scores {n['floor_cas']:.1%} (the classification accuracy score); {n['guided_copies']:.1%} of them are nearer to a
-training image than the nearest 1% of held-out real images are, and their median distance to the nearest training
+training image than the nearest 1% of held-out real images are (held-out real images themselves: 1% by
+construction), and their median distance to the nearest training
 image is {n['guided_nearest']:.2f} times held-out real images' (1: as new as an unseen photo; below 1: nearer to what
 the model learnt from).
 
