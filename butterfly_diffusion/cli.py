@@ -197,10 +197,10 @@ def main(argv: list[str] | None = None):
         for name, f in COMMANDS.items(): print(f'  {name:8s} {f.__doc__}')
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     f = COMMANDS[argv[0]]
-    args = anno_parser(f, prog=f'butterfly-diffusion {argv[0]}').parse_args(argv[1:]).__dict__
-    args.pop('xtra', None); args.pop('pdb', None)
     old_term = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
-    try:
+    try:                                     # a stop while the options are read ends in one line too
+        args = anno_parser(f, prog=f'butterfly-diffusion {argv[0]}').parse_args(argv[1:]).__dict__
+        args.pop('xtra', None); args.pop('pdb', None)
         with command_line(): f(**args)       # messages name settings as flags: --steps, not steps=
     except USER_ERRORS as e:
         if debug: traceback.print_exc()

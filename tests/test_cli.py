@@ -91,6 +91,18 @@ def test_a_signal_stops_sampling_with_one_line_and_the_usual_status(tmp_path, si
     assert err.strip().splitlines()[-1].startswith(f'butterfly-diffusion sample: stopped: {sig} received') and 'Traceback' not in err
 
 
+@pytest.mark.parametrize('raised,status', [(KeyboardInterrupt(), 130), (KeyboardInterrupt('SIGTERM received'), 143)])
+def test_a_stop_while_the_options_are_read_ends_in_one_line(monkeypatch, capsys, raised, status):
+    "A signal can land while fastcore reads the options (CI caught one there): the same one line, no traceback."
+    import butterfly_diffusion.cli as cli_module
+    def stopped(*args, **kwargs): raise raised
+    monkeypatch.setattr(cli_module, 'anno_parser', stopped)
+    assert cli_module.main(['sample', '--checkpoint', 'demo']) == status
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f'butterfly-diffusion sample: stopped: {str(raised) or "SIGINT received"}. '
+                                        'Run the command again: it draws every grid anew.'], err
+
+
 def test_two_runs_into_one_folder_never_lose_a_run(tmp_path):
     "Two `train` into the same --out started together, ten times: exactly one trains, the other says who holds the folder."
     from butterfly_diffusion.checkpoint import read_checkpoint
