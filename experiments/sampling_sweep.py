@@ -1,8 +1,9 @@
 """Measure one trained model under several sampling settings, against one reference: a row per setting.
 
 Each setting is `LABEL:field=value,field=value` with the sampling settings of `Pipeline.settings` (scale, temperature,
-t_max, steps, eta, cfg_scale, cfg_t_max); the checkpoint's own settings fill the rest. All rows start from the same
-noise and are judged by the same judge, so their differences are the settings' alone:
+t_max, steps, eta, cfg_scale, cfg_t_max); the checkpoint's own settings fill the rest (to guide
+at every step, give cfg_t_max=1000). All rows start from the same noise and are judged by the same judge, so their
+differences are the settings' alone:
 
     python experiments/sampling_sweep.py runs/photos-long --data ../shared/data/butterflies-75 --n_per_class 10 \\
         --out experiments/results/cfg-interval.csv  default:  'w<600:cfg_t_max=600'  'w<400:cfg_t_max=400'
@@ -23,7 +24,11 @@ a = p.parse_args()
 
 def setting(text: str) -> dict:
     label, _, fields = text.partition(':')
-    return dict(method=label, **{k: ast.literal_eval(v) for k, v in (f.split('=', 1) for f in fields.split(',') if f)})
+    kw = {k: ast.literal_eval(v) for k, v in (f.split('=', 1) for f in fields.split(',') if f)}
+    if none := [k for k, v in kw.items() if v is None]:   # Pipeline.settings reads None as "the checkpoint's": say so
+        p.error(f'{text!r}: {", ".join(none)}=None would keep the checkpoint\'s setting; leave the field out for that, '
+                'or give a value (cfg_t_max=1000: guide at every step).')
+    return dict(method=label, **kw)
 
 settings = [setting(s) for s in a.settings]
 pipe = load_pipeline(a.checkpoint, 'cpu')

@@ -18,7 +18,7 @@ p.add_argument('name', help='the run folder under runs/')
 p.add_argument('overrides', nargs='*', help='Config fields as field=value (Python literals)')
 p.add_argument('--preset', default='demo')
 p.add_argument('--data', default=None, help='a real dataset (as `train --data`); default: the built-in butterflies')
-a = p.parse_args()
+a = p.parse_intermixed_args()   # overrides may come after the options
 kw = {k: ast.literal_eval(v) for k, v in (s.split('=', 1) for s in a.overrides)}
 cfg = get_config(a.preset, **kw)
 seed_everything(cfg.seed)
