@@ -80,6 +80,8 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
            scale: Param('classifier-guidance scale (default: the preset\'s)', float) = None,
            temperature: Param('classifier temperature in guidance, 1 = plain log p (default: the preset\'s)', float) = None,
            cfg_scale: Param('classifier-free weight w on top, class-conditional UNets only; 0: none (default: the preset\'s)', float) = None,
+           t_max: Param('guide by the classifier only while t < t_max (default: the preset\'s)', int) = None,
+           cfg_t_max: Param('apply w only while t < cfg_t_max; 1000: at every step (default: the preset\'s)', int) = None,
            method: Param('ddim or ddpm', str) = 'ddim',
            steps: Param('DDIM steps (default: the preset\'s)', int) = None,
            upsampler: Param('a second stage (an upsampler\'s checkpoint or shipped weights, e.g. demo-upsampler) that draws larger pictures', str) = None,
@@ -90,7 +92,7 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
     "Write classifier-guided sample grids per species to --out."
     import matplotlib; matplotlib.use('Agg')
     check_counts(num_classes=num_classes, n_per_class=n_per_class, size=size); check_fields(seed=seed)
-    check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps)
+    check_sampling(scale=scale, temperature=temperature, cfg_scale=cfg_scale, steps=steps, t_max=t_max, cfg_t_max=cfg_t_max)
     if method not in ('ddim', 'ddpm'): raise ValueError(f'--method {method!r}: use ddim (fast) or ddpm (every step).')
     try: species = [int(s) for s in species.split(',')] if species else None
     except ValueError: raise ValueError(f'--species {species!r}: give species indices separated by commas, e.g. 0,3,7.') from None
@@ -103,7 +105,8 @@ def sample(checkpoint: Param('a checkpoint, a folder to search for the newest la
     print(f'sampling from {ckpt} ({pipe.cfg.name} preset, {len(classes)} species' + (f'; {upsampler} draws {size} px from them)' if size > pipe.cfg.image_size else ')'))
     r = generate_and_save_images(min(10, len(classes)) if num_classes is None else num_classes, display=False,
                                  pipeline=pipe, n_per_class=n_per_class, species=species, size=size, scale=scale,
-                                 temperature=temperature, cfg_scale=cfg_scale, steps='ddpm' if method == 'ddpm' else steps, out=out, seed=seed)
+                                 temperature=temperature, cfg_scale=cfg_scale, t_max=t_max, cfg_t_max=cfg_t_max,
+                                 steps='ddpm' if method == 'ddpm' else steps, out=out, seed=seed)
     print(f"wrote {len(r['paths'])} species grids and {r['overview']}")
     return r
 

@@ -103,6 +103,18 @@ def test_a_stop_while_the_options_are_read_ends_in_one_line(monkeypatch, capsys,
                                         'Run the command again: it draws every grid anew.'], err
 
 
+def test_sample_takes_the_guidance_intervals(monkeypatch, capsys, tmp_path):
+    "`sample --t_max --cfg_t_max` reach the pipeline as numbers; one out of range is refused before any drawing."
+    import butterfly_diffusion.cli as cli_module
+    seen = {}
+    monkeypatch.setattr(cli_module, 'generate_and_save_images', lambda *a, **kw: seen.update(kw) or {'paths': [], 'overview': 'o'})
+    assert cli_module.main(['sample', '--checkpoint', 'demo', '--t_max', '600', '--cfg_t_max', '1000', '--out', str(tmp_path)]) == 0
+    assert (seen['t_max'], seen['cfg_t_max']) == (600, 1000)
+    seen.clear()
+    assert cli_module.main(['sample', '--checkpoint', 'demo', '--cfg_t_max', '-1', '--out', str(tmp_path)]) != 0
+    assert seen == {} and 'cfg_t_max' in capsys.readouterr().err
+
+
 def test_two_runs_into_one_folder_never_lose_a_run(tmp_path):
     "Two `train` into the same --out started together, ten times: exactly one trains, the other says who holds the folder."
     from butterfly_diffusion.checkpoint import read_checkpoint
