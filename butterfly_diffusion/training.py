@@ -240,6 +240,11 @@ class Recipe:
     batches: Callable = batches           # (DataLoader, start step, seed) -> endless (x0, y): resumable at any step
     callbacks: tuple = ()                 # each called as cb(state) after every finished step (and its log and save)
 
+    def __repr__(self):   # the functions by name: readable in signatures and docs, the same on every run
+        name = lambda f: getattr(f, '__qualname__', repr(f))
+        return (f'Recipe(noisy_batch={name(self.noisy_batch)}, step={name(self.step)}, batches={name(self.batches)}, '
+                f'callbacks=({", ".join(map(name, self.callbacks))}{"," if len(self.callbacks) == 1 else ""}))')
+
 # %% ../nbs/07_training.ipynb #7fac0161
 def check_compatible(unet, classifier, num_classes: int, data: ButterflyData, cfg: Config):
     "Raise a clear error if the models, `num_classes`, the data and the run's config disagree."
