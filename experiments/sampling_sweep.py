@@ -30,8 +30,8 @@ def setting(text: str) -> dict:
                 'or give a value (cfg_t_max=1000: guide at every step).')
     return dict(method=label, **kw)
 
-settings = [setting(s) for s in a.settings]
 pipe = load_pipeline(a.checkpoint, 'cpu')
+settings = [dict(method=s.pop('method'), **pipe.settings(**s)) for s in map(setting, a.settings)]   # each row's settings in full
 ref = reference_for(a.data, pipe.cfg.image_size, pipe.classes, a.n_per_class, pipe.cfg.seed, progress=False)
 floor = ref.floor()
 df = sweep(settings, pipe, ref, a.n_per_class, seed=a.seed, progress=False)
