@@ -84,8 +84,8 @@ The second stage of a cascade (chapter 8a): `load_pipeline('{a.base}', upsampler
 ({n['bytes'] / 1e6:.1f} MB), sampled in float32: {n['sample_steps']} deterministic DDIM steps draw the detail (t below
 {n['detail_t_max']}) that the base model's samples, enlarged, lack, reading them noised to level {n['cond_t']} (conditioning
 augmentation). From the same noise, the float16 file draws pictures that
-differ from the float32 weights' by {n['fp16_mean_pixel_diff']:.4f} per pixel on average (at most
-{n['fp16_max_pixel_diff']:.3f}; images span -1 to 1). The numbers below are measured on the float16 file.
+differ from the float32 weights' by {n['fp16_mean_pixel_diff']:.1g} per pixel on average (at most
+{n['fp16_max_pixel_diff']:.1g}; images span -1 to 1). The numbers below are measured on the float16 file.
 
 ![the cascade's samples]({a.name}.jpg)
 
