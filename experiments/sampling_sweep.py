@@ -8,10 +8,11 @@ differences are the settings' alone:
     python experiments/sampling_sweep.py runs/photos-long --data ../shared/data/butterflies-75 --n_per_class 10 \\
         --out experiments/results/cfg-interval.csv  default:  'w<600:cfg_t_max=600'  'w<400:cfg_t_max=400'
 """
-import argparse, ast
+import argparse
 from pathlib import Path
 from butterfly_diffusion.evaluation import reference_for, sweep
 from butterfly_diffusion.guidance import load_pipeline
+from common import setting
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoint', help='a checkpoint, a run folder, or shipped weights')
@@ -22,16 +23,15 @@ p.add_argument('--seed', type=int, default=123)
 p.add_argument('--out', default=None, help='a CSV file for the table')
 a = p.parse_args()
 
-def setting(text: str) -> dict:
-    label, _, fields = text.partition(':')
-    kw = {k: ast.literal_eval(v) for k, v in (f.split('=', 1) for f in fields.split(',') if f)}
+def row(text: str) -> dict:
+    label, kw = setting(text)
     if none := [k for k, v in kw.items() if v is None]:   # Pipeline.settings reads None as "the checkpoint's": say so
         p.error(f'{text!r}: {", ".join(none)}=None would keep the checkpoint\'s setting; leave the field out for that, '
                 'or give a value (cfg_t_max=1000: guide at every step).')
     return dict(method=label, **kw)
 
 pipe = load_pipeline(a.checkpoint, 'cpu')
-settings = [dict(method=s.pop('method'), **pipe.settings(**s)) for s in map(setting, a.settings)]   # each row's settings in full
+settings = [dict(method=s.pop('method'), **pipe.settings(**s)) for s in map(row, a.settings)]   # each row's settings in full
 ref = reference_for(a.data, pipe.cfg.image_size, pipe.classes, a.n_per_class, pipe.cfg.seed, progress=False)
 floor = ref.floor()
 df = sweep(settings, pipe, ref, a.n_per_class, seed=a.seed, progress=False)

@@ -12,7 +12,7 @@ process starts where the detail is not yet drowned for the network:
 import argparse
 import torch
 from butterfly_diffusion.cascade import load_upsampler, shrink, enlarge, condition
-from butterfly_diffusion.data import get_data
+from common import held_out_photos
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument('checkpoint', help="an upsampler's checkpoint, run folder or shipped weights")
@@ -24,8 +24,7 @@ a = p.parse_args()
 
 up = load_upsampler(a.checkpoint, 'cpu')
 cfg, S, net = up.cfg, up.schedule, up.unet
-valid = get_data(a.data, image_size=cfg.high_size, seed=cfg.seed, batch_size=64, flip=False).valid_ds
-real = torch.stack([valid[i][0] for i in range(0, len(valid), max(1, len(valid) // a.held_out))][:a.held_out])
+real = held_out_photos(a.data, cfg.high_size, cfg.seed, a.held_out)
 low = shrink(real, cfg.low_size)
 r = (real - enlarge(low, cfg.high_size)) * cfg.detail_scale            # the detail, as the network diffuses it
 g = torch.Generator().manual_seed(a.seed)
