@@ -13,7 +13,7 @@ from .unet import UNet, UNet_classifier
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'RENAMED_IN_3', 'HISTORY_RENAMED_IN_3', 'WEIGHTS_DIR', 'FULL', 'upgrade_checkpoint',
            'read_checkpoint', 'ema_weights', 'build_models', 'load_models', 'find_checkpoint', 'project_root',
-           'checkpoint_dir', 'CannotWrite', 'atomic_save', 'signals_held', 'write_all', 'export_weights',
+           'checkpoint_dir', 'CannotWrite', 'signals_held', 'atomic_save', 'write_all', 'export_weights',
            'shipped_weights', 'resolve_weights', 'sha256']
 
 # %% ../nbs/06a_checkpoint.ipynb #da08a1d8
@@ -137,21 +137,6 @@ def _refused(e: BaseException, path: Path, kept: str, then: str = '') -> None:
         err.errno = cause.errno
         raise err from None
 
-def atomic_save(obj: dict, path: Path) -> Path:
-    "`torch.save` to a new temporary file beside `path`, flushed to disk, then renamed over it: never half a file."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
-    try:
-        with open(tmp, 'xb') as f:           # a new file, with the umask's permissions
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        _refused(e, path, f'{path} still holds what it held before, whole' if path.exists() else f'Nothing was written to {path}',
-                 '; a training run continues from its last checkpoint with --resume')
-        raise
-    return path
-
 @contextlib.contextmanager
 def signals_held():
     "Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver them as they would have been (main thread only)."
@@ -165,6 +150,22 @@ def signals_held():
     finally:
         for s, handler in before.items(): signal.signal(s, handler)
         if held: signal.raise_signal(held[0])
+
+def atomic_save(obj: dict, path: Path) -> Path:
+    "`torch.save` to a new temporary file beside `path`, flushed to disk, then renamed over it: never half a file."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')   # `remove_stale_temp` finds these
+    try:
+        with signals_held():                 # a stop inside torch.save would break its zip writer: it waits for the rename
+            with open(tmp, 'xb') as f:       # a new file, with the umask's permissions
+                torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        _refused(e, path, f'{path} still holds what it held before, whole' if path.exists() else f'Nothing was written to {path}',
+                 '; a training run continues from its last checkpoint with --resume')
+        raise
+    return path
 
 def _sync(path: Path):
     with open(path, 'rb') as f: os.fsync(f.fileno())
