@@ -118,6 +118,7 @@ class Upsampler:
                  steps: int | None = None,       # DDIM steps (default: cfg.sample_steps)
                  eta: float | None = None,       # DDIM eta (default: cfg.sample_eta)
                  cond_t: int | None = None,      # the condition's noise level (default: cfg.cond_t)
+                 start_t: int | None = None,     # the t the drawing starts at (default: cfg.detail_t_start, else the last)
                  batch_size: int | None = None,  # images per network call; None: 2 on a CPU, 32 on a GPU
                  progress: bool = False) -> torch.Tensor:  # (B, 3, high_size, high_size) in [-1, 1], on the CPU
         "Draw a large image for each of `low`."
@@ -132,25 +133,32 @@ class Upsampler:
         batch_size = batch_size or (2 if dev.type == 'cpu' else 32)
         if generator is None: check_fields(seed=seed)
         level, trained = cfg.cond_t if cond_t is None else cond_t, max(cfg.cond_t_max, 1)   # it trained on levels below
-        top = cfg.detail_t_max or len(self.schedule.beta)    # the reverse process starts below this t
-        if not (isinstance(level, int) and 0 <= level < trained) or (steps or 0) > top:
-            raise ValueError(f'cond_t={level!r}, steps={steps!r}: the condition needs a noise level it trained on, a whole '
-                             f'number in [0, {trained}) (below cond_t_max), and the DDIM steps must be at most {top}.')
+        top = cfg.detail_t_max or len(self.schedule.beta)    # it trained on t below this
+        start = start_t if start_t is not None else cfg.detail_t_start or top - 1
+        if not (isinstance(level, int) and 0 <= level < trained and isinstance(start, int) and 0 <= start < top
+                and (steps or cfg.sample_steps) <= start + 1):
+            raise ValueError(f'cond_t={level!r}, start_t={start!r}, steps={steps or cfg.sample_steps!r}: the condition needs a '
+                             f'noise level it trained on, a whole number in [0, {trained}) (below cond_t_max); the drawing a '
+                             f'start it trained on, a whole number in [0, {top}); and the DDIM steps must be at most start_t + 1.')
         g = generator or torch.Generator().manual_seed(seed)   # on the CPU: the same pictures on any device
         dtype, low, size = next(self.unet.parameters()).dtype, low.to(dev, torch.float32), cfg.high_size
         noise = torch.randn(low.shape, generator=g, device=g.device).to(dev)    # all noise first: the same pictures
-        z = torch.randn(len(low), 3, size, size, generator=g, device=g.device).to(dev)   # in batches of any size (eta = 0)
-        ts = torch.linspace(top - 1, 0, steps or cfg.sample_steps).round().long().tolist()   # DDIM steps below `top`
+        z = torch.randn(len(low), 3, size, size, generator=g, device=g.device).to(dev)   # in batches of any size
+        ts = torch.linspace(start, 0, steps or cfg.sample_steps).round().long().tolist()   # DDIM steps from `start` down
         eta = cfg.sample_eta if eta is None else eta
+        # with eta > 0 each step adds noise: each image draws its own from a generator of its own, so batches do not matter
+        seeds = torch.randint(2 ** 62, (len(low),), generator=g, device=g.device).tolist() if eta > 0 else None
         out = []
         for i in tqdm(range(0, len(low), batch_size), desc=f'drawing {len(low)} at {size} px', disable=not progress, leave=False):
             part = slice(i, i + batch_size)
             lv = torch.full((len(low[part]),), level, device=dev, dtype=torch.long)
             cond = condition(low[part], size, self.schedule, lv, noise=noise[part]).to(dtype)
-            x = (z[part] * self.schedule.sqrt_one_minus_alpha_bar[top - 1]).to(dtype)   # the detail is drowned at t = top - 1
+            x = (z[part] * self.schedule.sqrt_one_minus_alpha_bar[start]).to(dtype)   # at the start, noise alone stands in
+            own = [torch.Generator(g.device).manual_seed(s) for s in seeds[part]] if seeds else []
             for t, t_prev in zip(ts, ts[1:] + [-1]):
                 eps = self.unet(x, torch.full((len(x),), t, device=dev), cond=cond, cond_t=lv)
-                x = self.schedule.ddim_step(x, t, t_prev, eps, eta, generator=g, clip_x0=False)   # the detail is not in [-1, 1]
+                step_noise = torch.stack([torch.randn(x.shape[1:], generator=q, device=q.device) for q in own]).to(dev, dtype) if own else None
+                x = self.schedule.ddim_step(x, t, t_prev, eps, eta, noise=step_noise, clip_x0=False)   # the detail is not in [-1, 1]
             out.append((enlarge(low[part], size) + x.float() / cfg.detail_scale).clamp(-1, 1).cpu())   # enlargement + detail
         return torch.cat(out)
 

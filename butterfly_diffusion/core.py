@@ -95,7 +95,8 @@ class Config:
     cond_t_max: int = 0                # conditioning augmentation: in training the low-resolution image is noised to a level in [0, cond_t_max)
     cond_t: int = 0                    # ... and in sampling to this level (the network is told the level, like a timestep)
     detail_scale: float = 1.0          # an upsampler diffuses the detail x - B(A(x)) times this (near unit variance)
-    detail_t_max: int = 0              # ... at t < detail_t_max only (beyond, the noise drowns the detail); 0: every t
+    detail_t_max: int = 0              # ... at t < detail_t_max only; 0: every t
+    detail_t_start: int = 0            # ... and draws it from this t down to 0 (0: from detail_t_max - 1, or the last t)
 
     def __post_init__(self):
         if isinstance(self.net, dict): self.net = NetConfig(**self.net)
@@ -128,7 +129,7 @@ SAMPLING = {   # every sampling setting (of `Pipeline`, `sample`, `evaluate`) an
     'scale': 'guidance_scale', 'temperature': 'guidance_temperature', 't_max': 'guidance_t_max', 'steps': 'sample_steps',
     'eta': 'sample_eta', 'cfg_scale': 'cfg_scale', 'cfg_t_max': 'cfg_t_max',
     'label': None}   # tell a class-conditional UNet the species (True, no Config field) or the "no class" token (False)
-SAMPLING_FIELDS = (*filter(None, SAMPLING.values()), 'samples_per_class')   # how trained models are sampled: changing these never breaks weights
+SAMPLING_FIELDS = (*filter(None, SAMPLING.values()), 'detail_t_start', 'samples_per_class')   # how trained models are sampled: changing these never breaks weights
 
 # %% ../nbs/00_core.ipynb #5bc451e7
 def _whole(v, lo: int = 1) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo
@@ -158,7 +159,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'min_snr_gamma': (lambda v: v is None or (_real(v) and v > 0), 'None (plain MSE) or a finite number > 0, e.g. 5'),
     'conditional': (lambda v: isinstance(v, bool), 'True or False'),
     'middle_attention': (lambda v: isinstance(v, bool), 'True or False'),
-    **{k: (lambda v: _whole(v, 0), 'a whole number >= 0') for k in ('cond_channels', 'high_size', 'low_size', 'cond_t_max', 'cond_t', 'detail_t_max')},
+    **{k: (lambda v: _whole(v, 0), 'a whole number >= 0') for k in ('cond_channels', 'high_size', 'low_size', 'cond_t_max', 'cond_t', 'detail_t_max', 'detail_t_start')},
     'detail_scale': (lambda v: _real(v) and 0 < v <= 100, 'a finite number in (0, 100]'),
 }
 
@@ -204,8 +205,13 @@ def _upsampler_problems(cfg) -> list[str]:
     elif not cfg.cond_t < max(cfg.cond_t_max, 1):
         bad.append(f'cond_t={cfg.cond_t} (the condition\'s noise level when sampling: one it trained on, below '
                    f'cond_t_max={cfg.cond_t_max})')
-    if cfg.sample_steps > (cfg.detail_t_max or cfg.timesteps):
-        bad.append(f'sample_steps={cfg.sample_steps} (at most detail_t_max={cfg.detail_t_max}, the steps it samples)')
+    top = cfg.detail_t_max or cfg.timesteps                 # it trained on t below this
+    if cfg.detail_t_start >= top:
+        bad.append(f'detail_t_start={cfg.detail_t_start} (where the drawing starts: a t it trained on, below '
+                   f'{"detail_t_max" if cfg.detail_t_max else "timesteps"}={top})')
+    elif cfg.sample_steps > (cfg.detail_t_start + 1 if cfg.detail_t_start else top):
+        bad.append(f'sample_steps={cfg.sample_steps} (at most {cfg.detail_t_start + 1 if cfg.detail_t_start else top}, '
+                   f'the values of t from where the drawing starts down to 0)')
     return bad
 
 def check_config(cfg) -> None:
@@ -234,9 +240,9 @@ PRESETS = {
                                    attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),
     'upsampler': Config(name='upsampler', num_classes=10, n_per_class=300, high_size=128, low_size=32, cond_t_max=300, cond_t=100,
-                        detail_scale=4.0, detail_t_max=500, batch_size=16, lr=1e-3,
+                        detail_scale=4.0, detail_t_start=799, batch_size=16, lr=1e-3,
                         steps=2_400, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.998,
-                        sample_steps=20, sample_eta=0.0, samples_per_class=8,
+                        sample_steps=20, sample_eta=1.0, samples_per_class=8,
                         net=NetConfig(image_size=64, cond_channels=3, base_filters=32, channel_mults=(1, 2, 4), num_res_blocks=1,
                                       attn_resolutions=(), middle_attention=False, num_heads=4, dropout=0.0)),
 }

@@ -24,7 +24,7 @@ from butterfly_diffusion.cascade import load_upsampler, shrink, enlarge, detail
 from butterfly_diffusion.core import image_grid
 from butterfly_diffusion.data import get_data, SyntheticButterflies, PICTURES
 from butterfly_diffusion.guidance import load_pipeline
-from shipping import ship_parser, stage, publish, training_seconds, machine, credit
+from shipping import ship_parser, sampling_changes, stage, publish, training_seconds, machine, credit
 
 p = ship_parser(__doc__.splitlines()[0], "the name users load it by: load_pipeline(BASE, upsampler='NAME')")
 p.add_argument('--base', required=True, help='the shipped base model it draws from (its low size must match)')
@@ -34,9 +34,10 @@ a = p.parse_args()
 
 t0 = time.time()
 ck = read_checkpoint(a.checkpoint)
-staged = stage(a.checkpoint, a.name, source=a.command)
+sampling = sampling_changes(a)   # e.g. detail_t_start=799 sample_eta=1.0 for a run made before the preset drew that way
+staged = stage(a.checkpoint, a.name, sampling=sampling, source=a.command)
 full, up = load_upsampler(a.checkpoint, 'cpu'), load_upsampler(staged, 'cpu')
-cfg = up.cfg
+cfg = full.cfg = up.cfg          # the float32 run, sampled as shipped
 
 # Held-out real images at the high size: never trained on
 if a.data:
@@ -71,7 +72,9 @@ cascade = dict(species=len(species), per_species=8, seconds_base=round(t_base, 1
 
 numbers = dict(name=a.name, kind='upsampler', base=a.base, steps=ck['step'], preset=ck['config']['name'],
                low_size=cfg.low_size, high_size=cfg.high_size, crop=cfg.image_size, cond_t=cfg.cond_t,
-               cond_t_max=cfg.cond_t_max, sample_steps=cfg.sample_steps, detail_t_max=cfg.detail_t_max, detail_scale=cfg.detail_scale,
+               cond_t_max=cfg.cond_t_max, sample_steps=cfg.sample_steps, sample_eta=cfg.sample_eta, detail_t_max=cfg.detail_t_max,
+               detail_t_start=cfg.detail_t_start or (cfg.detail_t_max or cfg.timesteps) - 1, detail_scale=cfg.detail_scale,
+               sampling_changed_on_export=sampling,
                training_seconds=training_seconds(ck), seed=a.seed,
                **held, cascade=cascade, fp16_mean_pixel_diff=fp16_diff.mean().item(), fp16_max_pixel_diff=fp16_diff.max().item(),
                bytes=staged.stat().st_size, sha256=sha256(staged), source=a.data or 'built-in')
@@ -81,8 +84,8 @@ card = f"""# `{a.name}`: an upsampler, {n['low_size']} px to {n['high_size']} px
 
 The second stage of a cascade (chapter 8a): `load_pipeline('{a.base}', upsampler='{a.name}')` draws
 {n['high_size']}-px pictures, `pipe(species, n)` at the largest size by default. The EMA network in float16
-({n['bytes'] / 1e6:.1f} MB), sampled in float32: {n['sample_steps']} deterministic DDIM steps draw the detail (t below
-{n['detail_t_max']}) that the base model's samples, enlarged, lack, reading them noised to level {n['cond_t']} (conditioning
+({n['bytes'] / 1e6:.1f} MB), sampled in float32: {n['sample_steps']} {'deterministic DDIM steps' if not n['sample_eta'] else f"DDIM steps (eta {n['sample_eta']:g})"} from t = {n['detail_t_start']} draw the detail
+that the base model's samples, enlarged, lack, reading them noised to level {n['cond_t']} (conditioning
 augmentation). From the same noise, the float16 file draws pictures that
 differ from the float32 weights' by {n['fp16_mean_pixel_diff']:.1g} per pixel on average (at most
 {n['fp16_max_pixel_diff']:.1g}; images span -1 to 1). The numbers below are measured on the float16 file.
@@ -99,8 +102,8 @@ the upsampler, on this 2-core CPU.)
 
 {n['steps']} optimizer steps of the `{n['preset']}` preset on {n['crop']}-px crops of {n['high_size']}-px images, {n['training_seconds']} s
 of training on {machine()} (a 2-core CPU), data: {n['source']}. Exported with
-`python tools/ship_upsampler.py {a.checkpoint} {a.name} --base {a.base} {'--data ' + a.data + ' ' if a.data else ''}--command ...`.
-
+`python tools/ship_upsampler.py {a.checkpoint} {a.name} --base {a.base} {'--data ' + a.data + ' ' if a.data else ''}--command ...{' --sampling ' + ' '.join(a.sampling) if a.sampling else ''}`.
+{'' if not sampling else chr(10) + 'Sampling defaults set on export (they change how the trained network is sampled, not the network): ' + ', '.join(f'`{k}` = {v}' for k, v in sampling.items()) + '.' + chr(10)}
 ## What it measures
 
 {n['held_out']} held-out real images (never trained on), shrunk to {n['low_size']} px and drawn back at {n['high_size']} px

@@ -23,14 +23,12 @@ from butterfly_diffusion.checkpoint import read_checkpoint, sha256
 from butterfly_diffusion.core import SAMPLING
 from butterfly_diffusion.evaluation import evaluate_checkpoint, report, save_side_by_side, free_weight
 from butterfly_diffusion.guidance import load_pipeline, generate_and_save_images
-from shipping import ship_parser, stage, publish, training_seconds, machine, credit
+from shipping import ship_parser, sampling_changes, stage, publish, training_seconds, machine, credit
 
 p = ship_parser(__doc__.splitlines()[0], "the name users load it by: load_pipeline('NAME')")
 p.add_argument('--n_per_class', type=int, default=50, help='samples per species for the numbers (decide with >= 500)')
-p.add_argument('--sampling', nargs='*', default=[], metavar='FIELD=VALUE',
-               help="sampling defaults to ship in the config (e.g. cfg_scale=2 when the preset's default changed after the run)")
 a = p.parse_args()
-sampling = {k: json.loads(v) for k, v in (kv.split('=', 1) for kv in a.sampling)}
+sampling = sampling_changes(a)
 
 t0 = time.time()
 ck = read_checkpoint(a.checkpoint)

@@ -19,7 +19,14 @@ def ship_parser(description: str, name_help: str) -> argparse.ArgumentParser:
     p.add_argument('--data', default=None, help='the real dataset it was trained on (default: the built-in butterflies)')
     p.add_argument('--attribution', default=None, help="a file whose text credits the training data (the dataset's README)")
     p.add_argument('--seed', type=int, default=123, help='seed of the noise every number is measured from')
+    p.add_argument('--sampling', nargs='*', default=[], metavar='FIELD=VALUE',
+                   help="sampling defaults to ship in the config (e.g. cfg_scale=2 when the preset's default changed after the run)")
     return p
+
+
+def sampling_changes(a: argparse.Namespace) -> dict:
+    "The `--sampling FIELD=VALUE ...` of a shipment as the dict `export_weights(sampling=...)` takes (values read as JSON)."
+    return {k: json.loads(v) for k, v in (kv.split('=', 1) for kv in a.sampling)}
 
 
 def stage(checkpoint, name: str, **export_kw) -> Path:
