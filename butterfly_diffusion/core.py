@@ -241,7 +241,7 @@ PRESETS = {
     'seed': Config(),
     'upsampler': Config(name='upsampler', num_classes=10, n_per_class=300, high_size=128, low_size=32, cond_t_max=300, cond_t=100,
                         detail_scale=4.0, detail_t_start=799, batch_size=16, lr=1e-3,
-                        steps=2_400, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.998,
+                        steps=2_000, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.998,
                         sample_steps=20, sample_eta=1.0, samples_per_class=8,
                         net=NetConfig(image_size=64, cond_channels=3, base_filters=32, channel_mults=(1, 2, 4), num_res_blocks=1,
                                       attn_resolutions=(), middle_attention=False, num_heads=4, dropout=0.0)),
