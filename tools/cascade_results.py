@@ -13,13 +13,14 @@ result from `nbs/results/`:
     python tools/cascade_results.py --base butterflies-75 --data ../shared/data/butterflies-75 --n_per_class 7
     python tools/cascade_results.py --base demo --n_per_class 50
 """
-import argparse, json, subprocess, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 import torch
 from torchvision.transforms.functional import to_pil_image
 from butterfly_diffusion.checkpoint import read_checkpoint, resolve_weights, sha256
 from butterfly_diffusion.core import image_grid
 from butterfly_diffusion.evaluation import evaluate_cascade, save_side_by_side, report
+from shipping import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,7 @@ def main(argv=None):
     species = len(read_checkpoint(base)['classes'])
     if bad := [i for i in map(int, a.shown.split(',')) if not 0 <= i < species]:
         p.error(f'--shown {a.shown}: species {bad} are not among the {species} of {a.base} (0 to {species - 1})')
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = code_version(ROOT)
     t0 = time.time()
     df, samples = evaluate_cascade(a.base, a.upsampler, a.data, a.n_per_class, a.seed)
     seconds = time.time() - t0

@@ -13,12 +13,13 @@ Each gets a `.json` beside it: the command, sample counts, seed, judge accuracy 
     python tools/demo_results.py --run checkpoints/demo              # both tables: ~20 minutes on a 2-core CPU
     python tools/demo_results.py --run checkpoints/demo --n_sweep 2 --n_eval 2 --out /tmp/r   # a quick check
 """
-import argparse, json, subprocess, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 import pandas as pd
 from butterfly_diffusion.core import get_config
 from butterfly_diffusion.guidance import load_pipeline
 from butterfly_diffusion.evaluation import synthetic_reference, sweep, evaluate_checkpoint
+from shipping import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +49,7 @@ def main(argv=None):
     p.add_argument('--out', default=str(ROOT / 'nbs' / 'results'))
     a = p.parse_args(argv)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = code_version(ROOT)
     meta = dict(command='python tools/demo_results.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 commit=commit, seed=a.seed, weights=a.weights, run=a.run)
     uncond, cond = load_pipeline(a.weights, 'cpu'), load_pipeline(a.run, 'cpu')

@@ -5,9 +5,15 @@ and how the files land, so that weights never ship without their card.
 measures its own kind and writes its own card, and both go through `stage` and `publish`.
 """
 from __future__ import annotations
-import argparse, json, platform, shutil
+import argparse, json, platform, shutil, subprocess
 from pathlib import Path
 from butterfly_diffusion.checkpoint import WEIGHTS_DIR, export_weights
+
+
+def code_version(root: Path) -> str:
+    "The commit a measurement ran on, with `+uncommitted` when tracked files differ from it (the numbers are that tree's)."
+    git = lambda *args: subprocess.run(['git', *args], cwd=root, capture_output=True, text=True).stdout.strip()
+    return git('rev-parse', '--short', 'HEAD') + ('+uncommitted' if git('status', '--porcelain', '--untracked-files=no') else '')
 
 
 def ship_parser(description: str, name_help: str) -> argparse.ArgumentParser:
