@@ -132,21 +132,26 @@ class Upsampler:
         # them afresh and the kernel zeroes every page (16 images: 2 M page faults a step, 1.5x slower than batches of 2)
         batch_size = batch_size or (2 if dev.type == 'cpu' else 32)
         if generator is None: check_fields(seed=seed)
+        check_fields(cond_t=cond_t, detail_t_start=start_t)   # whole numbers >= 0
         level, trained = cfg.cond_t if cond_t is None else cond_t, max(cfg.cond_t_max, 1)   # it trained on levels below
         top = cfg.detail_t_max or len(self.schedule.beta)    # it trained on t below this
-        start = start_t if start_t is not None else cfg.detail_t_start or top - 1
-        if not (isinstance(level, int) and 0 <= level < trained and isinstance(start, int) and 0 <= start < top
-                and (steps or cfg.sample_steps) <= start + 1):
-            raise ValueError(f'cond_t={level!r}, start_t={start!r}, steps={steps or cfg.sample_steps!r}: the condition needs a '
-                             f'noise level it trained on, a whole number in [0, {trained}) (below cond_t_max); the drawing a '
-                             f'start it trained on, a whole number in [0, {top}); and the DDIM steps must be at most start_t + 1.')
+        start, steps = start_t if start_t is not None else cfg.detail_t_start or top - 1, steps or cfg.sample_steps
+        if level >= trained:
+            raise ValueError(f'cond_t={level}: the condition needs a noise level the upsampler trained on, below '
+                             f'cond_t_max={trained}. Give a smaller cond_t.')
+        if start >= top:
+            raise ValueError(f'start_t={start}: the drawing must start at a t the upsampler trained on, below {top}. '
+                             f'Give a smaller start_t.')
+        if steps > start + 1:
+            raise ValueError(f'steps={steps} from start_t={start}: DDIM visits distinct values of t from start_t down to 0, '
+                             f'so at most start_t + 1 = {start + 1}. Give fewer steps or a larger start_t.')
         g = generator or torch.Generator().manual_seed(seed)   # on the CPU: the same pictures on any device
         dtype, low, size = next(self.unet.parameters()).dtype, low.to(dev, torch.float32), cfg.high_size
         noise = torch.randn(low.shape, generator=g, device=g.device).to(dev)    # all noise first: the same pictures
         z = torch.randn(len(low), 3, size, size, generator=g, device=g.device).to(dev)   # in batches of any size
-        ts = torch.linspace(start, 0, steps or cfg.sample_steps).round().long().tolist()   # DDIM steps from `start` down
+        ts = torch.linspace(start, 0, steps).round().long().tolist()   # DDIM steps from `start` down to 0
         eta = cfg.sample_eta if eta is None else eta
-        # with eta > 0 each step adds noise: each image draws its own from a generator of its own, so batches do not matter
+        # with eta > 0 each step adds noise: each image draws its own from a generator of its own, so batch_size does not matter
         seeds = torch.randint(2 ** 62, (len(low),), generator=g, device=g.device).tolist() if eta > 0 else None
         out = []
         for i in tqdm(range(0, len(low), batch_size), desc=f'drawing {len(low)} at {size} px', disable=not progress, leave=False):

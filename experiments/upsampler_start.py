@@ -1,11 +1,13 @@
 """Where an upsampler's detail comes from: draw held-out photos' detail back from their own detail noised to level t0.
 
-An upsampler (chapter 8a) draws the detail x - B(A(x)) from noise, starting at t = detail_t_max - 1. Here each
+An upsampler (chapter 8a) draws the detail x - B(A(x)) from noise, starting at t = detail_t_start (the preset: 799;
+an upsampler trained only below detail_t_max, like the one shipped before, at detail_t_max - 1). Here each
 held-out photo's true detail is noised to level t0 (`q_sample`) and the network draws it back from there with DDIM
 (a step every 25 levels), reading the photo's 32-px view noised to cond_t as in sampling. Printed for each t0: the
 detail energy of the one-step estimate of x0 at t0 and of the drawing, as a share of the photos', and the drawing's
-squared error. If the drawings keep the detail from t0 = detail_t_max - 1 but not from pure noise, the reverse
-process starts where the detail is not yet drowned for the network:
+squared error. If the drawings keep the detail from t0 = the start but not from pure noise, the reverse process
+starts where the detail is not yet drowned for the network. Measured on the t < 500 upsampler shipped at 9eaf52d
+(chapter 9a):
 
     python experiments/upsampler_start.py butterflies-75-upsampler --data ../shared/data/butterflies-75 25 100 250 499
 """
