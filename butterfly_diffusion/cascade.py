@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .core import Config, get_config, override, autocast, check_counts, check_fields, as_path
+from .core import Config, get_config, override, autocast, check_counts, check_fields, as_path, detail_start
 from .scheduler import NoiseSchedule
 from .checkpoint import read_checkpoint, build_models, resolve_weights
 from .data import ButterflyData, list_images
@@ -71,8 +71,10 @@ def upsampler_step(s: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, y: 
     eps = torch.randn(r.shape, device=r.device, generator=g, dtype=r.dtype)
     xt = schedule.q_sample(r, t, eps)                                                        # the species (y) is not read
     with autocast(r.device): pred = net(xt, t, cond=cond, cond_t=level).to(r.dtype)
-    per_image = (pred - eps).square().mean((1, 2, 3))
-    mse = (per_image * min_snr_weight(schedule, t, cfg.min_snr_gamma)).mean() if cfg.min_snr_gamma else per_image.mean()
+    target = schedule.velocity(r, t, eps) if cfg.prediction == 'v' else eps                  # what the network is read as
+    per_image = (pred - target).square().mean((1, 2, 3))
+    weight = min_snr_weight(schedule, t, cfg.min_snr_gamma, cfg.prediction) if cfg.min_snr_gamma else 1
+    mse = (per_image * weight).mean()
     s.opt_unet.zero_grad(set_to_none=True); mse.backward(); s.opt_unet.step()
     s.ema.update_parameters(s.unet)
     s.step += 1
@@ -135,7 +137,7 @@ class Upsampler:
         check_fields(cond_t=cond_t, detail_t_start=start_t)   # whole numbers >= 0
         level, trained = cfg.cond_t if cond_t is None else cond_t, max(cfg.cond_t_max, 1)   # it trained on levels below
         top = cfg.detail_t_max or len(self.schedule.beta)    # it trained on t below this
-        start, steps = start_t if start_t is not None else cfg.detail_t_start or top - 1, steps or cfg.sample_steps
+        start, steps = start_t if start_t is not None else detail_start(cfg), steps or cfg.sample_steps
         if level >= trained:
             raise ValueError(f'cond_t={level}: the condition needs a noise level the upsampler trained on, below '
                              f'cond_t_max={trained}. Give a smaller cond_t.')
@@ -161,7 +163,8 @@ class Upsampler:
             x = (z[part] * self.schedule.sqrt_one_minus_alpha_bar[start]).to(dtype)   # at the start, noise alone stands in
             own = [torch.Generator(g.device).manual_seed(s) for s in seeds[part]] if seeds else []
             for t, t_prev in zip(ts, ts[1:] + [-1]):
-                eps = self.unet(x, torch.full((len(x),), t, device=dev), cond=cond, cond_t=lv)
+                out_t = self.unet(x, torch.full((len(x),), t, device=dev), cond=cond, cond_t=lv)
+                eps = self.schedule.eps_from_v(x, t, out_t) if cfg.prediction == 'v' else out_t   # the noise DDIM reads
                 step_noise = torch.stack([torch.randn(x.shape[1:], generator=q, device=q.device) for q in own]).to(dev, dtype) if own else None
                 x = self.schedule.ddim_step(x, t, t_prev, eps, eta, noise=step_noise, clip_x0=False)   # the detail is not in [-1, 1]
             out.append((enlarge(low[part], size) + x.float() / cfg.detail_scale).clamp(-1, 1).cpu())   # enlargement + detail

@@ -14,10 +14,10 @@ from torchvision.utils import make_grid
 
 # %% auto #0
 __all__ = ['SAMPLING', 'SAMPLING_FIELDS', 'MAX_GUIDANCE_SCALE', 'CONFIG_RANGES', 'PRESETS', 'NetConfig', 'Config', 'out_of_range',
-           'check_net', 'check_config', 'in_test', 'default_preset', 'override', 'get_config', 'command_line',
-           'on_command_line', 'option', 'available_devices', 'get_device', 'autocast', 'check_counts', 'check_sampling',
-           'check_fields', 'free_memory', 'check_room', 'as_path', 'check_writable_dir', 'seed_everything', 'rank_seed',
-           'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
+           'check_net', 'detail_start', 'check_config', 'in_test', 'default_preset', 'override', 'get_config',
+           'command_line', 'on_command_line', 'option', 'available_devices', 'get_device', 'autocast', 'check_counts',
+           'check_sampling', 'check_fields', 'free_memory', 'check_room', 'as_path', 'check_writable_dir',
+           'seed_everything', 'rank_seed', 'to_image_range', 'image_grid', 'show_images', 'ShowDoc']
 
 # %% ../nbs/00_core.ipynb #8daafcb2
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ class Config:
     detail_scale: float = 1.0          # an upsampler diffuses the detail x - B(A(x)) times this (near unit variance)
     detail_t_max: int = 0              # ... at t < detail_t_max only; 0: every t
     detail_t_start: int = 0            # ... and draws it from this t down to 0 (0: from detail_t_max - 1, or the last t)
+    prediction: str = 'eps'            # the network's output read as the noise ('eps') or as v ('v', an upsampler's; 06_scheduler)
 
     def __post_init__(self):
         if isinstance(self.net, dict): self.net = NetConfig(**self.net)
@@ -123,6 +124,7 @@ class Config:
         "Rebuild a config saved with `to_dict`, ignoring keys this version does not know; reads the flat format too."
         names, nets = {f.name for f in dataclasses.fields(cls)}, {f.name for f in dataclasses.fields(NetConfig)}
         net = d['net'] if 'net' in d else {k: v for k, v in d.items() if k in nets}   # before 0.2 the fields were flat
+        if 'prediction' not in d and net.get('prediction') == 'v': d = {**d, 'prediction': 'v'}   # the 2026-12-07 probe kept it in net
         return cls(**{k: v for k, v in d.items() if k in names - {'net'}}, net=NetConfig(**{k: v for k, v in net.items() if k in nets}))
 
 SAMPLING = {   # every sampling setting (of `Pipeline`, `sample`, `evaluate`) and the `Config` field that holds its default
@@ -161,6 +163,7 @@ CONFIG_RANGES = {  # field: (the test, the range in words)
     'middle_attention': (lambda v: isinstance(v, bool), 'True or False'),
     **{k: (lambda v: _whole(v, 0), 'a whole number >= 0') for k in ('cond_channels', 'high_size', 'low_size', 'cond_t_max', 'cond_t', 'detail_t_max', 'detail_t_start')},
     'detail_scale': (lambda v: _real(v) and 0 < v <= 100, 'a finite number in (0, 100]'),
+    'prediction': (lambda v: v in ('eps', 'v'), "'eps' (the noise) or 'v' (the velocity)"),
 }
 
 def out_of_range(obj) -> list[str]:
@@ -186,6 +189,10 @@ def check_net(net) -> None:
                    f'{n - 1} times: pick a factor that divides image_size / {2 ** (n - 1)}, or 1)')
     _refuse('Network config', bad)
 
+def detail_start(cfg) -> int:
+    "The t an upsampler's drawing starts at: `detail_t_start`, or where that is 0, the last t it trained on."
+    return cfg.detail_t_start or (cfg.detail_t_max or cfg.timesteps) - 1
+
 def _upsampler_problems(cfg) -> list[str]:
     "What keeps `cfg` from describing an upsampler (`high_size` > 0): sizes, channels, a network that applies at any size."
     net, hi, lo, bad = cfg.net, cfg.high_size, cfg.low_size, []
@@ -209,8 +216,8 @@ def _upsampler_problems(cfg) -> list[str]:
     if cfg.detail_t_start >= top:
         bad.append(f'detail_t_start={cfg.detail_t_start} (where the drawing starts: a t it trained on, below '
                    f'{"detail_t_max" if cfg.detail_t_max else "timesteps"}={top})')
-    elif cfg.sample_steps > (cfg.detail_t_start + 1 if cfg.detail_t_start else top):
-        bad.append(f'sample_steps={cfg.sample_steps} (at most {cfg.detail_t_start + 1 if cfg.detail_t_start else top}, '
+    elif cfg.sample_steps > detail_start(cfg) + 1:
+        bad.append(f'sample_steps={cfg.sample_steps} (at most {detail_start(cfg) + 1}, '
                    f'the values of t from where the drawing starts down to 0)')
     return bad
 
@@ -222,6 +229,9 @@ def check_config(cfg) -> None:
     if not bad and cfg.sample_steps > cfg.timesteps:
         bad.append(f'sample_steps={cfg.sample_steps} (at most timesteps={cfg.timesteps})')
     if not bad and (cfg.high_size or cfg.low_size): bad += _upsampler_problems(cfg)
+    if not bad and cfg.prediction == 'v' and not cfg.upsampler:
+        bad.append("prediction='v' (only an upsampler reads its network as v; a base model's training and guidance read "
+                   "the noise: use prediction='eps')")
     _refuse(f'Config {cfg.name!r}', bad)
 
 # %% ../nbs/00_core.ipynb #f818f599
@@ -240,9 +250,9 @@ PRESETS = {
                                    attn_resolutions=(8,), num_heads=4, dropout=0.0)),
     'seed': Config(),
     'upsampler': Config(name='upsampler', num_classes=10, n_per_class=300, high_size=128, low_size=32, cond_t_max=300, cond_t=100,
-                        detail_scale=4.0, detail_t_start=799, batch_size=16, lr=1e-3,
+                        detail_scale=4.0, prediction='v', detail_t_start=999, batch_size=16, lr=1e-3,
                         steps=2_000, checkpoint_every=200, log_every=25, num_workers=1, ema_decay=0.998,
-                        sample_steps=20, sample_eta=1.0, samples_per_class=8,
+                        sample_steps=20, sample_eta=0.0, samples_per_class=8,
                         net=NetConfig(image_size=64, cond_channels=3, base_filters=32, channel_mults=(1, 2, 4), num_res_blocks=1,
                                       attn_resolutions=(), middle_attention=False, num_heads=4, dropout=0.0)),
 }

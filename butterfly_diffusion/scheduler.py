@@ -105,6 +105,37 @@ def predict_x0(self: NoiseSchedule,
     alpha_bar = self._host['alpha_bar'][_check_int_t(t, self.timesteps)]
     return (xt - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
 
+# %% ../nbs/06_scheduler.ipynb #0143f0e1
+def _roots(self: NoiseSchedule, t: int | torch.Tensor, x: torch.Tensor) -> tuple:
+    "(√ᾱ_t, √(1-ᾱ_t)): Python floats for one integer t, (B, 1, ..., 1) tensors like x's for a (B,) tensor of t."
+    if isinstance(t, torch.Tensor) and t.dim() == 1:
+        _check_batch_t(t, x, self.timesteps)
+        return _gather(self.sqrt_alpha_bar, t, x), _gather(self.sqrt_one_minus_alpha_bar, t, x)
+    alpha_bar = self._host['alpha_bar'][_check_int_t(t, self.timesteps)]
+    return math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+
+@patch
+def velocity(self: NoiseSchedule,
+             x0: torch.Tensor,        # clean images, (B, C, H, W)
+             t: int | torch.Tensor,   # one int for the batch, or a (B,) long tensor
+             eps: torch.Tensor        # the noise that makes x_t from them, shaped like x0
+            ) -> torch.Tensor:
+    "The v-parameterisation's target, √ᾱ_t ε - √(1-ᾱ_t) x0 (Salimans & Ho 2022)."
+    if eps.shape != x0.shape: raise ValueError(f'eps has shape {tuple(eps.shape)} but x0 has {tuple(x0.shape)}: give one noise value per pixel.')
+    a, s = _roots(self, t, x0)
+    return a * eps - s * x0
+
+@patch
+def eps_from_v(self: NoiseSchedule,
+               xt: torch.Tensor,        # noisy images, (B, C, H, W)
+               t: int | torch.Tensor,   # one int for the batch, or a (B,) long tensor
+               v: torch.Tensor          # a network's v for them, shaped like xt
+              ) -> torch.Tensor:
+    "The noise in xt implied by v: √(1-ᾱ_t) xt + √ᾱ_t v, what the reverse steps read."
+    if v.shape != xt.shape: raise ValueError(f'v has shape {tuple(v.shape)} but xt has {tuple(xt.shape)}: give one value per pixel.')
+    a, s = _roots(self, t, xt)
+    return s * xt + a * v
+
 # %% ../nbs/06_scheduler.ipynb #0560cfff
 def _check_like(name: str, a: torch.Tensor | None, xt: torch.Tensor):
     "Fail clearly unless a (when given) has xt's shape."

@@ -54,10 +54,11 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
         model = model.module if isinstance(model, DDP) else model._orig_mod
     return model
 
-def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
-    "Min-SNR-γ weights of the noise MSE, min(SNR_t, γ) / SNR_t: 1 where the image is noisier than γ, less where it is clearer."
+def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float,
+                   prediction: str = 'eps') -> torch.Tensor:   # what the MSE is taken on: the noise, or 'v'
+    "Min-SNR-γ weights of the noise MSE, min(SNR_t, γ) / SNR_t (of v's, min(SNR_t, γ) / (SNR_t + 1)): less where the image is clearer than γ."
     snr = schedule.snr.to(t.device)[t]
-    return snr.clamp(max=gamma) / snr
+    return snr.clamp(max=gamma) / (snr + 1 if prediction == 'v' else snr)   # v's MSE is the noise's / ᾱ_t
 
 # %% ../nbs/06c_step.ipynb #86999dba
 @dataclass

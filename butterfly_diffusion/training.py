@@ -140,7 +140,7 @@ def remove_stale_temp(folder: Path) -> list[Path]:
 
 # %% ../nbs/07_training.ipynb #426c198f
 RUN_FIELDS = ('image_size', 'timesteps', 'beta_start', 'beta_end', 'batch_size', 'seed', 'lr', 'lr_decay_to', 'ema_decay',
-              'min_snr_gamma', 'high_size', 'low_size', 'cond_t_max', 'detail_scale', 'detail_t_max')
+              'min_snr_gamma', 'high_size', 'low_size', 'cond_t_max', 'detail_scale', 'detail_t_max', 'prediction')
 RESUMABLE = {'steps': 'a longer budget continues the run; with lr_decay_to < 1 the cosine then spans the new total',
              'source': 'the same data may move to another folder: its file names, sizes and contents must match'}
 
@@ -172,9 +172,16 @@ def run_identity(cfg: Config, data: ButterflyData, steps: int, p_uncond: float,
 # %% ../nbs/07_training.ipynb #83f507be
 def _show(v): return f'{len(v)} classes {v[:3]}{"..." if len(v) > 3 else ""}' if isinstance(v, list) else repr(v)
 
+def _canonical(run: dict) -> dict:
+    "`run` with one way of saying each thing: an upsampler's `detail_t_max` at or past `timesteps` means every t, as 0 does."
+    return {**run, 'detail_t_max': 0} if run.get('detail_t_max', 0) >= run.get('timesteps', math.inf) else run
+
 def check_resumable(ckpt: dict, now: dict) -> None:
     "Raise a `ValueError` listing how the run `now` differs from the checkpoint's, unless only `RESUMABLE` keys do."
-    recorded = ckpt.get('run') or {**{k: getattr(Config.from_dict(ckpt['config']), k) for k in RUN_FIELDS}, 'classes': ckpt['classes']}
+    # what the checkpoint's run recorded, and for fields it predates (older versions recorded less), its config's values
+    saved = Config.from_dict(ckpt['config'])
+    recorded = {**{k: getattr(saved, k) for k in RUN_FIELDS}, 'classes': ckpt['classes'], **(ckpt.get('run') or {})}
+    recorded, now = _canonical(recorded), _canonical(now)
     diff = [k for k in now if k in recorded and recorded[k] != now[k]]      # older checkpoints record less
     fixed = [k for k in diff if k not in RESUMABLE]
     if fixed:

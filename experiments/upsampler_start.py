@@ -1,7 +1,7 @@
 """Where an upsampler's detail comes from: draw held-out photos' detail back from their own detail noised to level t0.
 
-An upsampler (chapter 8a) draws the detail x - B(A(x)) from noise, starting at t = detail_t_start (the preset: 799;
-an upsampler trained only below detail_t_max, like the one shipped before, at detail_t_max - 1). Here each
+An upsampler (chapter 8a) draws the detail x - B(A(x)) from noise, starting at t = detail_t_start (the preset: 999;
+an upsampler trained only below detail_t_max, like the t < 500 one, at detail_t_max - 1). Here each
 held-out photo's true detail is noised to level t0 (`q_sample`) and the network draws it back from there with DDIM
 (a step every 25 levels), reading the photo's 32-px view noised to cond_t as in sampling. Printed for each t0: the
 detail energy of the one-step estimate of x0 at t0 and of the drawing, as a share of the photos', and the drawing's
@@ -33,8 +33,9 @@ g = torch.Generator().manual_seed(a.seed)
 level = torch.full((len(r),), cfg.cond_t, dtype=torch.long)
 cond = condition(low, cfg.high_size, S, level, g)
 energy = lambda d: (d / cfg.detail_scale).square().mean().item()
-eps_of = lambda x, t: torch.cat([net(x[i:i + 2], torch.full((len(x[i:i + 2]),), t), cond=cond[i:i + 2], cond_t=level[i:i + 2])
+out_of = lambda x, t: torch.cat([net(x[i:i + 2], torch.full((len(x[i:i + 2]),), t), cond=cond[i:i + 2], cond_t=level[i:i + 2])
                                  for i in range(0, len(x), 2)])           # batches of 2: see `Upsampler`
+eps_of = lambda x, t: S.eps_from_v(x, t, out_of(x, t)) if cfg.prediction == 'v' else out_of(x, t)   # the noise the steps read
 print(f'{len(r)} held-out images; detail energy of the photos {energy(r):.4f}')
 with torch.no_grad():
     for t0 in a.t0:

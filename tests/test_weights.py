@@ -3,7 +3,7 @@ import inspect, json
 import pytest
 import torch
 from butterfly_diffusion.checkpoint import WEIGHTS_DIR, read_checkpoint, sha256, shipped_weights
-from butterfly_diffusion.core import get_config
+from butterfly_diffusion.core import get_config, detail_start
 from butterfly_diffusion.data import PICTURES, SyntheticButterflies
 from butterfly_diffusion.evaluation import (generate, synthetic_reference, accuracy, images_of, judge_recipe, JUDGE_RECIPE_FIELDS,
                                             shipped_judge_file, train_judge)
@@ -83,6 +83,10 @@ def check_upsampler_card(name, numbers, text):
     assert all(v.dtype == torch.float16 for v in ck['unet'].values() if v.is_floating_point())
     pipe = load_pipeline(numbers['base'], 'cpu', upsampler=name)          # it pairs with its base model
     assert pipe.sizes == [numbers['low_size'], numbers['high_size']]
+    # it is sampled as the card says: its network read as it was trained (cards before `prediction` read the noise)
+    cfg = pipe.upsampler.cfg
+    assert (cfg.prediction, cfg.sample_eta, detail_start(cfg)) == (
+        numbers.get('prediction', 'eps'), numbers['sample_eta'], numbers['detail_t_start']), name
     if numbers['source'] != 'built-in': assert 'CC BY 4.0' in text       # the photos' licence asks for credit
 
 

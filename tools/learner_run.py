@@ -49,6 +49,15 @@ def problems(nb) -> list[str]:
     return found
 
 
+def without_show_doc_outputs(nb):
+    "`nb` with the outputs of its show_doc cells cleared: a cell shows only its last call's, and the docs builder renders every call of a cell saved without output."
+    for cell in nb.cells:
+        lines = [l for l in cell.source.splitlines() if l.strip()]
+        if cell.cell_type == 'code' and lines and all(l.startswith('show_doc(') for l in lines):
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
 def run_chapter(path: Path, limit: float, save: bool = False) -> dict:
     "Execute one chapter in a fresh kernel as a learner's Run All; return its row."
     saved = nbformat.read(path, as_version=4)
@@ -65,7 +74,7 @@ def run_chapter(path: Path, limit: float, save: bool = False) -> dict:
     if seconds > limit and not note: found.append(f'took {seconds:.0f} s, over its {limit:.0f} s')
     shown, before = pictures(nb), pictures(saved)
     if shown < before: found.append(f'shows {shown} pictures, its saved outputs {before}')
-    if save and not found: nbformat.write(nb, path)
+    if save and not found: nbformat.write(without_show_doc_outputs(nb), path)
     return dict(chapter=path.stem, seconds=seconds, limit=limit, problems=found, saved_pictures=before, pictures=shown)
 
 

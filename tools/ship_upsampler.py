@@ -21,7 +21,7 @@ import torch
 from torchvision.transforms.functional import to_pil_image
 from butterfly_diffusion.checkpoint import read_checkpoint, sha256
 from butterfly_diffusion.cascade import load_upsampler, shrink, enlarge, detail
-from butterfly_diffusion.core import image_grid
+from butterfly_diffusion.core import image_grid, detail_start
 from butterfly_diffusion.data import get_data, SyntheticButterflies, PICTURES
 from butterfly_diffusion.guidance import load_pipeline
 from shipping import ship_parser, sampling_changes, stage, publish, training_seconds, machine, credit
@@ -73,7 +73,7 @@ cascade = dict(species=len(species), per_species=8, seconds_base=round(t_base, 1
 numbers = dict(name=a.name, kind='upsampler', base=a.base, steps=ck['step'], preset=ck['config']['name'],
                low_size=cfg.low_size, high_size=cfg.high_size, crop=cfg.image_size, cond_t=cfg.cond_t,
                cond_t_max=cfg.cond_t_max, sample_steps=cfg.sample_steps, sample_eta=cfg.sample_eta, detail_t_max=cfg.detail_t_max,
-               detail_t_start=cfg.detail_t_start or (cfg.detail_t_max or cfg.timesteps) - 1, detail_scale=cfg.detail_scale,
+               detail_t_start=detail_start(cfg), detail_scale=cfg.detail_scale, prediction=cfg.prediction,
                sampling_changed_on_export=sampling,
                training_seconds=training_seconds(ck), seed=a.seed,
                **held, cascade=cascade, fp16_mean_pixel_diff=fp16_diff.mean().item(), fp16_max_pixel_diff=fp16_diff.max().item(),
@@ -84,7 +84,7 @@ card = f"""# `{a.name}`: an upsampler, {n['low_size']} px to {n['high_size']} px
 
 The second stage of a cascade (chapter 8a): `load_pipeline('{a.base}', upsampler='{a.name}')` draws
 {n['high_size']}-px pictures, `pipe(species, n)` at the largest size by default. The EMA network in float16
-({n['bytes'] / 1e6:.1f} MB), sampled in float32: {n['sample_steps']} {'deterministic DDIM steps' if not n['sample_eta'] else f"DDIM steps (eta {n['sample_eta']:g})"} from t = {n['detail_t_start']} draw the detail
+({n['bytes'] / 1e6:.1f} MB), sampled in float32: {n['sample_steps']} {'deterministic DDIM steps' if not n['sample_eta'] else f"DDIM steps (eta {n['sample_eta']:g})"} from t = {n['detail_t_start']}, reading the network as {'v' if n['prediction'] == 'v' else 'the noise'}, draw the detail
 that the base model's samples, enlarged, lack, reading them noised to level {n['cond_t']} (conditioning
 augmentation). From the same noise, the float16 file draws pictures that
 differ from the float32 weights' by {n['fp16_mean_pixel_diff']:.1g} per pixel on average (at most
@@ -94,15 +94,18 @@ differ from the float32 weights' by {n['fp16_mean_pixel_diff']:.1g} per pixel on
 
 (`{a.name}.jpg` beside this card: the `{a.base}` base model's guided samples of {c['species']} species, {c['per_species']}
 each, drawn again at {n['high_size']} px by this upsampler: {c['seconds_base']:.0f} s for the base model, {c['seconds_upsampler']:.0f} s for
-the upsampler, on this 2-core CPU.)
+the upsampler, on the CPU below.)
 
 ## How it was made
 
     {a.command}
 
 {n['steps']} optimizer steps of the `{n['preset']}` preset on {n['crop']}-px crops of {n['high_size']}-px images, {n['training_seconds']} s
-of training on {machine()} (a 2-core CPU), data: {n['source']}. Exported with
+of training on {machine()}, data: {n['source']}. Exported with
 `python tools/ship_upsampler.py {a.checkpoint} {a.name} --base {a.base} {'--data ' + a.data + ' ' if a.data else ''}--command ...{' --sampling ' + ' '.join(a.sampling) if a.sampling else ''}`.
+Presets change: the file holds the configuration these weights were trained with
+(`read_checkpoint(resolve_weights('{a.name}'))['config']`), while the command above, run with a later version, trains
+the preset as it is then.
 {'' if not sampling else chr(10) + 'Sampling defaults set on export (they change how the trained network is sampled, not the network): ' + ', '.join(f'`{k}` = {v}' for k, v in sampling.items()) + '.' + chr(10)}
 ## What it measures
 

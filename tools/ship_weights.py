@@ -90,8 +90,8 @@ The EMA diffusion model ({'class-conditional: it is told the species, and the cl
 
     {a.command}
 
-{n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {machine()}
-(a 2-core CPU), data: {n['source']}. Exported with `python tools/ship_weights.py {a.checkpoint} {a.name}
+{n['steps']} optimizer steps of the `{n['preset']}` preset, {n['training_seconds']} s of training on {machine()},
+data: {n['source']}. Exported with `python tools/ship_weights.py {a.checkpoint} {a.name}
 {'--data ' + a.data + ' ' if a.data else ''}--n_per_class {a.n_per_class} --command ...{' --sampling ' + ' '.join(a.sampling) if a.sampling else ''}`.
 Presets change: the file holds the configuration these weights were trained with
 (`read_checkpoint(resolve_weights('{a.name}'))['config']`), while the command above, run with a later version, trains

@@ -5,7 +5,8 @@ and how the files land, so that weights never ship without their card.
 measures its own kind and writes its own card, and both go through `stage` and `publish`.
 """
 from __future__ import annotations
-import argparse, json, platform, shutil, subprocess
+import argparse, json, os, platform, shutil, subprocess
+import torch
 from pathlib import Path
 from butterfly_diffusion.checkpoint import WEIGHTS_DIR, export_weights
 
@@ -47,8 +48,12 @@ def training_seconds(ck: dict) -> int | None:
 
 
 def machine() -> str:
-    "The processor the card names (the runs here are on a 2-core CPU)."
-    return platform.processor() or platform.machine()
+    "The processor the card names, and PyTorch's CPU kernels on it: the same training step runs 2x slower on some 2-core machines."
+    model = None
+    if os.path.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f: model = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), None)
+    return (f'{platform.machine()} ({", ".join(filter(None, [model, f"{os.cpu_count()} cores"]))}; '
+            f'PyTorch\'s {torch.backends.cpu.get_cpu_capability()} kernels)')
 
 
 def credit(attribution) -> str:
