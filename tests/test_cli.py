@@ -124,11 +124,11 @@ def test_two_runs_into_one_folder_never_lose_a_run(tmp_path):
         out = tmp_path / f'race{k}'
         runs = [subprocess.Popen([exe, 'train', '--preset', 'tiny', '--steps', str(steps), '--out', str(out), '--device', 'cpu'],
                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                for steps in (30, 40)]
+                for steps in (12, 16)]
         done = [(p.wait(timeout=300), p.communicate()) for p in runs]
         codes = sorted(rc for rc, _ in done)
         assert codes == [0, 2], [(rc, err[-600:]) for rc, (_, err) in done]
-        winner = [30, 40][[rc for rc, _ in done].index(0)]
+        winner = [12, 16][[rc for rc, _ in done].index(0)]
         lost = next(err for rc, (_, err) in done if rc == 2).strip().splitlines()[-1]
         assert f'is in use: process ' in lost or 'already holds a training run' in lost, lost   # who, or what is there
         assert 'Traceback' not in lost and read_checkpoint(out)['step'] == winner      # the winner's run, whole

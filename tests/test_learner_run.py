@@ -44,3 +44,12 @@ def test_a_chapter_fails_on_an_error_a_warning_or_a_lost_picture(tmp_path, monke
                                            pictures_saved=1), limit=60)
     assert [p.split(':')[0] for p in bad['problems']] == ['cell 0', 'cell 1', 'shows 0 pictures, its saved outputs 1']
     assert 'careful' in bad['problems'][0] and 'ZeroDivisionError' in bad['problems'][1]
+
+
+def test_limits_stretch_with_a_slower_cpu_only():
+    assert learner_run.stretched(180, 2.5) == 450             # the same work, 2.5x slower: 2.5x the time
+    assert learner_run.stretched(180, 0.5) == 180             # a faster CPU keeps the limit as set
+    assert learner_run.stretched(600, 1) == 600
+    assert learner_run.stretched(180, 3.231) == 582             # whole seconds, as the kernel client takes them
+    for bad in (0, -1, float('nan')):
+        with pytest.raises(ValueError, match='pace must be a positive number'): learner_run.stretched(180, bad)
