@@ -92,20 +92,6 @@ def _check_int_t(t, timesteps: int) -> int:
                          f'got {t!r}.')
     return int(t)
 
-@patch
-def predict_x0(self: NoiseSchedule,
-               xt: torch.Tensor,        # noisy images, (B, C, H, W)
-               t: int | torch.Tensor,   # one int for the batch, or a (B,) long tensor
-               eps: torch.Tensor        # the (predicted) noise in xt, shaped like xt
-              ) -> torch.Tensor:
-    "The clean image implied by xt and its noise eps: (xt - √(1-ᾱ_t) eps) / √ᾱ_t (eq 15)."
-    if isinstance(t, torch.Tensor) and t.dim() == 1:
-        _check_batch_t(t, xt, self.timesteps)
-        return (xt - _gather(self.sqrt_one_minus_alpha_bar, t, xt) * eps) / _gather(self.sqrt_alpha_bar, t, xt)
-    alpha_bar = self._host['alpha_bar'][_check_int_t(t, self.timesteps)]
-    return (xt - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
-
-# %% ../nbs/06_scheduler.ipynb #0143f0e1
 def _roots(self: NoiseSchedule, t: int | torch.Tensor, x: torch.Tensor) -> tuple:
     "(√ᾱ_t, √(1-ᾱ_t)): Python floats for one integer t, (B, 1, ..., 1) tensors like x's for a (B,) tensor of t."
     if isinstance(t, torch.Tensor) and t.dim() == 1:
@@ -114,6 +100,23 @@ def _roots(self: NoiseSchedule, t: int | torch.Tensor, x: torch.Tensor) -> tuple
     alpha_bar = self._host['alpha_bar'][_check_int_t(t, self.timesteps)]
     return math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
 
+def _check_like(name: str, a: torch.Tensor | None, ref: torch.Tensor, ref_name: str = 'xt'):
+    "Fail clearly unless a (when given) has the shape of ref, the images it belongs to."
+    if a is not None and a.shape != ref.shape:
+        raise ValueError(f'{name} has shape {tuple(a.shape)} but {ref_name} has {tuple(ref.shape)}: {name} must be shaped '
+                         f'like the images it belongs to (one value per pixel and channel).')
+
+@patch
+def predict_x0(self: NoiseSchedule,
+               xt: torch.Tensor,        # noisy images, (B, C, H, W)
+               t: int | torch.Tensor,   # one int for the batch, or a (B,) long tensor
+               eps: torch.Tensor        # the (predicted) noise in xt, shaped like xt
+              ) -> torch.Tensor:
+    "The clean image implied by xt and its noise eps: (xt - √(1-ᾱ_t) eps) / √ᾱ_t (eq 15)."
+    a, s = _roots(self, t, xt)
+    return (xt - s * eps) / a
+
+# %% ../nbs/06_scheduler.ipynb #0143f0e1
 @patch
 def velocity(self: NoiseSchedule,
              x0: torch.Tensor,        # clean images, (B, C, H, W)
@@ -121,7 +124,7 @@ def velocity(self: NoiseSchedule,
              eps: torch.Tensor        # the noise that makes x_t from them, shaped like x0
             ) -> torch.Tensor:
     "The v-parameterisation's target, √ᾱ_t ε - √(1-ᾱ_t) x0 (Salimans & Ho 2022)."
-    if eps.shape != x0.shape: raise ValueError(f'eps has shape {tuple(eps.shape)} but x0 has {tuple(x0.shape)}: give one noise value per pixel.')
+    _check_like('eps', eps, x0, 'x0')
     a, s = _roots(self, t, x0)
     return a * eps - s * x0
 
@@ -132,17 +135,11 @@ def eps_from_v(self: NoiseSchedule,
                v: torch.Tensor          # a network's v for them, shaped like xt
               ) -> torch.Tensor:
     "The noise in xt implied by v: √(1-ᾱ_t) xt + √ᾱ_t v, what the reverse steps read."
-    if v.shape != xt.shape: raise ValueError(f'v has shape {tuple(v.shape)} but xt has {tuple(xt.shape)}: give one value per pixel.')
+    _check_like('v', v, xt)
     a, s = _roots(self, t, xt)
     return s * xt + a * v
 
 # %% ../nbs/06_scheduler.ipynb #0560cfff
-def _check_like(name: str, a: torch.Tensor | None, xt: torch.Tensor):
-    "Fail clearly unless a (when given) has xt's shape."
-    if a is not None and a.shape != xt.shape:
-        raise ValueError(f'{name} has shape {tuple(a.shape)} but xt has {tuple(xt.shape)}: {name} must be shaped '
-                         f'like the images it belongs to (one value per pixel and channel).')
-
 def _randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     "N(0, I) noise shaped like x, drawn on the generator's device, returned on x's device."
     device = generator.device if generator is not None else x.device
