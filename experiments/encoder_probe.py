@@ -1,9 +1,10 @@
 """How well a trained UNet's own encoder features tell the species of a noisy photo: a linear probe beside the noisy classifier.
 
 The premise of #32's "classifier reading the diffusion model's encoder features": the UNet's encoder (told the
-"no class" label, so the species cannot leak in) is frozen, and a head of the classifier's kind (group norm, SiLU,
-average pool, linear) over its middle output, or over every level pooled, is trained on noisy training photos;
-both are then scored beside the run's own noisy classifier on the same noisy validation photos, by noise level:
+"no class" label, so the species cannot leak in) is frozen, and a head like the classifier's (group norm in 8
+groups, SiLU, average pool, linear) over its middle output, or a linear layer over every level pooled, is trained on
+noisy training photos; both are then scored beside the run's own noisy classifier on the same noisy validation
+photos, by noise level:
 
     python experiments/encoder_probe.py runs/photos --data ../shared/data/butterflies-75
 """
